@@ -1,0 +1,130 @@
+"""Settings from the environment (``TSTREAM_*``), validated in one place.
+
+Every setting has an embedded default, so ``tstream serve`` runs with no
+configuration at all. :func:`Settings.from_env` collects *every* mistake
+and raises one :class:`ConfigError` listing them, one line each.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["Settings", "ConfigError", "default_data_dir"]
+
+
+class ConfigError(ValueError):
+    """One or more settings are invalid; the message lists each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tstream"
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration. Field name ``x`` reads ``TSTREAM_X``."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: where libtorrent listens for peers (``0`` port: any free port)
+    bt_listen: str = "0.0.0.0:6881,[::]:6881"
+    #: peer discovery beyond trackers and x.pe: DHT, local discovery, UPnP/NAT-PMP
+    dht: bool = True
+    lsd: bool = True
+    port_mapping: bool = True
+    utp: bool = True
+    #: seconds to wait for a magnet's metadata before answering 504
+    metadata_timeout: float = 30.0
+    #: seconds a stream waits for one piece before it gives up on the peers
+    piece_timeout: float = 60.0
+    #: extra Host names the HTTP server answers to (DNS-rebinding guard);
+    #: loopback names and the bind address are always allowed; ``*`` allows any
+    allowed_hosts: tuple[str, ...] = ()
+    #: an origin allowed to call the API from a browser (CORS); none by default
+    cors_origin: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(cls):
+            key = "TSTREAM_" + f.name.upper()
+            if f.name in overrides and overrides[f.name] is not None:
+                raw: Any = overrides[f.name]
+            elif key in env:
+                raw = env[key]
+            else:
+                continue
+            try:
+                values[f.name] = _coerce(f.name, raw, f.default if f.default is not field else None)
+            except ValueError as exc:
+                problems.append(f"{key}={raw!r}: {exc}")
+        settings = cls(**values)
+        problems += settings.problems()
+        if problems:
+            raise ConfigError(problems)
+        return settings
+
+    def problems(self) -> list[str]:
+        out = []
+        if not 0 <= self.port <= 65535:
+            out.append(f"TSTREAM_PORT={self.port}: a port is 0..65535")
+        if self.metadata_timeout <= 0:
+            out.append("TSTREAM_METADATA_TIMEOUT must be > 0 seconds")
+        if self.piece_timeout <= 0:
+            out.append("TSTREAM_PIECE_TIMEOUT must be > 0 seconds")
+        return out
+
+    def replace(self, **kw: Any) -> "Settings":
+        return replace(self, **kw)
+
+    def offline(self) -> "Settings":
+        """Loopback-only engine: no DHT/LSD/UPnP, TCP (for local swarms)."""
+        return replace(self, dht=False, lsd=False, port_mapping=False, utp=False,
+                       bt_listen="127.0.0.1:0")
+
+    def public_dict(self) -> dict[str, Any]:
+        return {f.name: (str(v) if isinstance(v, Path) else v)
+                for f in fields(self) for v in [getattr(self, f.name)]}
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    if name == "data_dir":
+        return Path(os.path.expanduser(str(raw)))
+    if name == "allowed_hosts":
+        if isinstance(raw, (list, tuple)):
+            return tuple(raw)
+        return tuple(h.strip().lower() for h in str(raw).split(",") if h.strip())
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError("expected a boolean (1/0, true/false, yes/no, on/off)")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ValueError("expected an integer") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ValueError("expected a number") from None
+    return str(raw)

@@ -1,0 +1,425 @@
+"""Torrent: what the engine knows about one torrent, keyed by infohash.
+
+Pieces reach readers by one of two roads:
+
+* ``read_piece``: libtorrent reads the piece through its disk subsystem and
+  posts a ``read_piece_alert`` with the bytes. Always correct, even for a
+  piece whose write is still in flight (libtorrent serves it from its store
+  buffer), so it is the road for everything downloaded in this session.
+* a plain ``pread`` of the file: only for pieces known to be on disk, i.e.
+  verified when the torrent was checked at start, or covered by a completed
+  ``flush_cache`` (a fence behind every outstanding write). It is the fast
+  road for finished torrents: no alert, no copy through libtorrent.
+
+A ``piece_finished_alert`` is posted after the hash check, which can be
+before the last block of the piece is written, so a pread right after it
+could read stale bytes; hence the two sets ``have`` and ``on_disk``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ..media import FileEntry, choose_default_file
+from .lt import file_layout, lt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .reader import FileReader
+    from .session import Engine
+
+log = logging.getLogger("tstream.engine")
+
+__all__ = ["Torrent", "MetadataTimeout", "PieceError", "infohash_key"]
+
+#: bytes of piece data kept in memory per torrent (besides what readers
+#: hold): enough for the read-ahead of a few readers, small next to a file.
+PIECE_CACHE_BYTES = 24 * 1024 * 1024
+#: minimum pieces kept, for torrents with huge pieces
+PIECE_CACHE_MIN_PIECES = 4
+
+
+class MetadataTimeout(TimeoutError):
+    """No peer sent the torrent's metadata in time."""
+
+
+class PieceError(RuntimeError):
+    """libtorrent could not read a piece (storage error, torrent removed)."""
+
+
+def infohash_key(info_hashes: Any) -> str:
+    """40-hex key: the v1 infohash, or the truncated v2 one for v2-only."""
+    if info_hashes.has_v1():
+        return str(info_hashes.v1)
+    return str(info_hashes.get_best())
+
+
+class Torrent:
+    def __init__(self, engine: "Engine", infohash: str, handle: Any, name: str | None) -> None:
+        self.engine = engine
+        self.infohash = infohash
+        self.handle = handle
+        self.name = name or infohash
+        self.added_at = time.time()
+        self.error: str | None = None
+        self.hash_failures = 0
+        self.status: dict[str, Any] = {}
+        self.files: list[FileEntry] = []
+        self.piece_length = 0
+        self.num_pieces = 0
+        self.default_file: int | None = None
+        self.durations: dict[int, float] = {}   # file index -> seconds, when known
+        self.readers: set["FileReader"] = set()
+        self.last_read_at = 0.0
+        self.closed = False
+        self._info: Any = None
+        self._metadata = asyncio.Event()
+        self._checked = asyncio.Event()
+        self.have = bytearray()
+        self.on_disk = bytearray()
+        self._flush_pending: bytes | None = None
+        self._have_waiters: dict[int, list[asyncio.Future]] = {}
+        self._data_waiters: dict[int, list[asyncio.Future]] = {}
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cache_bytes = 0
+        self._deadlines: dict[int, set[object]] = {}
+        self._wanted_files: set[int] = set()
+        self.peer_hints: list[tuple[str, int]] = []   # x.pe peers, to reconnect
+
+    # -------------------------------------------------------------- metadata
+    @property
+    def has_metadata(self) -> bool:
+        return self._metadata.is_set()
+
+    def refresh_metadata(self) -> None:
+        if self._metadata.is_set() or self.closed:
+            return
+        try:
+            ti = self.handle.torrent_file()
+        except RuntimeError:
+            return
+        if ti is None or not ti.is_valid():
+            return
+        self._info = ti
+        fs = file_layout(ti)
+        self.name = ti.name()
+        self.piece_length = ti.piece_length()
+        self.num_pieces = ti.num_pieces()
+        pad = int(lt.file_storage.flag_pad_file)
+        self.files = [
+            FileEntry(index=i, path=fs.file_path(i), size=fs.file_size(i), offset=fs.file_offset(i))
+            for i in range(fs.num_files())
+            if not int(fs.file_flags(i)) & pad
+        ]
+        self.default_file = choose_default_file(self.files)
+        self.have = bytearray(self.num_pieces)
+        self.on_disk = bytearray(self.num_pieces)
+        # Download only the default file (as peerflix does) until a reader
+        # asks for another. libtorrent starts with every file wanted: had it
+        # started with none (default_dont_download), the torrent would count
+        # as finished after the check, tell its peers it is upload-only, and
+        # seeders would drop us; the first stream would wait for a reconnect.
+        prios = [0] * fs.num_files()
+        if self.default_file is not None:
+            prios[self.default_file] = 4
+            self._wanted_files.add(self.default_file)
+        try:
+            self.handle.prioritize_files(prios)
+        except RuntimeError:
+            pass
+        self._metadata.set()
+
+    async def wait_metadata(self, timeout: float) -> None:
+        if self._metadata.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._metadata.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise MetadataTimeout(
+                f"no peer sent the metadata of {self.infohash} within {timeout:g} s "
+                "(is anyone seeding it? check the magnet's trackers and x.pe peers)"
+            ) from None
+        if self.closed:
+            raise PieceError("torrent removed")
+
+    def file(self, index: int) -> FileEntry | None:
+        for f in self.files:
+            if f.index == index:
+                return f
+        return None
+
+    def file_path(self, index: int) -> Path:
+        fs = file_layout(self._info)
+        return Path(self.engine.download_dir) / fs.file_path(index)
+
+    def file_pieces(self, f: FileEntry) -> range:
+        if f.size == 0:
+            return range(0)
+        first = f.offset // self.piece_length
+        last = (f.offset + f.size - 1) // self.piece_length
+        return range(first, last + 1)
+
+    def piece_size(self, piece: int) -> int:
+        if piece == self.num_pieces - 1:
+            total = self._info.total_size()
+            return total - piece * self.piece_length
+        return self.piece_length
+
+    # -------------------------------------------------------------- checking
+    def on_checked(self) -> None:
+        """Files were checked against the metadata: what is on disk now is
+        verified and written, so it can be read directly."""
+        if not self.has_metadata:
+            self.refresh_metadata()
+            if not self.has_metadata:
+                return
+        try:
+            st = self.handle.status(lt.torrent_handle.query_pieces)
+            pieces = st.pieces
+        except RuntimeError:
+            return
+        for i, have in enumerate(pieces):
+            if have:
+                self.on_disk[i] = 1
+                self._set_have(i)
+        self._checked.set()
+
+    async def wait_checked(self, timeout: float) -> None:
+        if not self._checked.is_set():
+            try:
+                await asyncio.wait_for(self._checked.wait(), timeout)
+            except asyncio.TimeoutError:
+                raise PieceError(f"libtorrent did not finish checking {self.name} in {timeout:g} s") from None
+
+    # ---------------------------------------------------------------- pieces
+    def on_piece_finished(self, piece: int) -> None:
+        if 0 <= piece < self.num_pieces:
+            self._set_have(piece)
+
+    def _set_have(self, piece: int) -> None:
+        self.have[piece] = 1
+        waiters = self._have_waiters.pop(piece, None)
+        if waiters:
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def wait_piece(self, piece: int) -> None:
+        if self.closed:
+            raise PieceError(f"torrent {self.name} was removed")
+        if self.have[piece]:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._have_waiters.setdefault(piece, []).append(fut)
+        try:
+            await fut
+        finally:
+            lst = self._have_waiters.get(piece)
+            if lst and fut in lst:
+                lst.remove(fut)
+                if not lst:
+                    del self._have_waiters[piece]
+
+    def cached_piece(self, piece: int) -> bytes | None:
+        data = self._cache.get(piece)
+        if data is not None:
+            self._cache.move_to_end(piece)
+        return data
+
+    def request_piece(self, piece: int) -> None:
+        """Ask libtorrent for a piece's bytes (it must be ``have``)."""
+        if piece in self._cache or piece in self._data_waiters:
+            return
+        self._data_waiters[piece] = []
+        try:
+            self.handle.read_piece(piece)
+        except RuntimeError as exc:
+            self.on_piece_data(piece, None, str(exc))
+
+    async def piece_data(self, piece: int) -> bytes:
+        """The bytes of one piece, waiting for it to be downloaded."""
+        data = self.cached_piece(piece)
+        if data is not None:
+            return data
+        await self.wait_piece(piece)
+        data = self.cached_piece(piece)
+        if data is not None:
+            return data
+        fut = asyncio.get_running_loop().create_future()
+        self.request_piece(piece)
+        if piece in self._data_waiters:
+            self._data_waiters[piece].append(fut)
+        else:  # answered synchronously (error path)
+            data = self.cached_piece(piece)
+            if data is None:
+                raise PieceError(f"piece {piece} could not be read")
+            return data
+        return await fut
+
+    def on_piece_data(self, piece: int, data: bytes | None, error: str | None) -> None:
+        waiters = self._data_waiters.pop(piece, [])
+        if data is None:
+            exc = PieceError(f"reading piece {piece} of {self.name} failed: {error}")
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        self._cache[piece] = data
+        self._cache_bytes += len(data)
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(data)
+        limit = max(PIECE_CACHE_BYTES, PIECE_CACHE_MIN_PIECES * self.piece_length)
+        while self._cache_bytes > limit and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._cache_bytes -= len(old)
+
+    def pieces_on_disk(self, pieces: range) -> bool:
+        od = self.on_disk
+        return all(od[p] for p in pieces)
+
+    # ------------------------------------------------------------- finishing
+    def on_finished(self) -> None:
+        """Every wanted piece is here: flush so later reads can pread."""
+        if self.num_pieces == 0:
+            return
+        self._flush_pending = bytes(self.have)
+        try:
+            self.handle.flush_cache()
+        except RuntimeError:
+            self._flush_pending = None
+
+    def on_cache_flushed(self) -> None:
+        snap, self._flush_pending = self._flush_pending, None
+        if snap is None:
+            return
+        for i, h in enumerate(snap):
+            if h:
+                self.on_disk[i] = 1
+
+    # ------------------------------------------------------------- deadlines
+    def want_file(self, index: int) -> None:
+        """Make sure libtorrent downloads this file (priority 4, default)."""
+        if index in self._wanted_files:
+            return
+        self._wanted_files.add(index)
+        try:
+            self.handle.file_priority(index, 4)
+        except RuntimeError:
+            return
+        # if the torrent was finished, seeders may have dropped us
+        self.connect_peers(self.peer_hints)
+
+    def set_deadlines(self, owner: object, deadlines: Iterable[tuple[int, int]]) -> None:
+        """Give ``owner``'s pieces deadlines (piece, ms from now).
+
+        Pieces already owned keep their first deadline. libtorrent serves
+        the deadline set last first, so callers pass them far to near.
+        """
+        h = self.handle
+        for piece, ms in deadlines:
+            owners = self._deadlines.get(piece)
+            if owners is None:
+                self._deadlines[piece] = {owner}
+                if not self.have[piece]:
+                    try:
+                        h.set_piece_deadline(piece, max(0, int(ms)))
+                    except RuntimeError:
+                        return
+            else:
+                owners.add(owner)
+
+    def release_deadlines(self, owner: object, keep: set[int] | None = None) -> None:
+        """Drop ``owner``'s claim on every piece not in ``keep``; pieces no
+        one claims any more lose their deadline."""
+        h = self.handle
+        for piece in [p for p, o in self._deadlines.items() if owner in o]:
+            if keep is not None and piece in keep:
+                continue
+            owners = self._deadlines[piece]
+            owners.discard(owner)
+            if not owners:
+                del self._deadlines[piece]
+                if not self.have[piece]:
+                    try:
+                        h.reset_piece_deadline(piece)
+                    except RuntimeError:
+                        return
+
+    def deadline_pieces(self) -> set[int]:
+        return set(self._deadlines)
+
+    # ------------------------------------------------------------------ misc
+    def connect_peers(self, peers: Iterable[tuple[str, int]]) -> None:
+        for host, port in peers:
+            if (host, port) not in self.peer_hints:
+                self.peer_hints.append((host, port))
+            try:
+                self.handle.connect_peer((host, int(port)))
+            except RuntimeError as exc:
+                log.debug("connect_peer %s:%s: %s", host, port, exc)
+
+    def on_status(self, st: Any) -> None:
+        self.status = {
+            "state": str(st.state).rsplit(".", 1)[-1],
+            "progress": round(float(st.progress), 6),
+            "download_rate": int(st.download_payload_rate),
+            "upload_rate": int(st.upload_payload_rate),
+            "num_peers": int(st.num_peers),
+            "num_seeds": int(st.num_seeds),
+            "total_done": int(st.total_done),
+            "total_wanted": int(st.total_wanted),
+            "all_time_download": int(st.all_time_download),
+            "all_time_upload": int(st.all_time_upload),
+            "paused": bool(st.paused),
+        }
+        if st.errc and st.errc.value() != 0:
+            self.error = st.errc.message()
+
+    def peers(self) -> list[dict[str, Any]]:
+        try:
+            infos = self.handle.get_peer_info()
+        except RuntimeError:
+            return []
+        out = []
+        for p in infos:
+            out.append({
+                "address": f"{p.ip[0]}:{p.ip[1]}",
+                "client": p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else str(p.client),
+                "download_rate": int(p.payload_down_speed),
+                "upload_rate": int(p.payload_up_speed),
+                "progress": round(float(p.progress), 4),
+                "seed": bool(p.flags & lt.peer_info.seed),
+            })
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "infohash": self.infohash,
+            "name": self.name,
+            "has_metadata": self.has_metadata,
+            "num_pieces": self.num_pieces,
+            "pieces_have": sum(self.have) if self.have else 0,
+            "readers": len(self.readers),
+            "error": self.error,
+            **self.status,
+        }
+
+    def close(self, exc: BaseException) -> None:
+        """Fail every waiter: the torrent is going away."""
+        self.closed = True
+        self._metadata.set()
+        self._checked.set()
+        for table in (self._have_waiters, self._data_waiters):
+            for waiters in table.values():
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_exception(PieceError(str(exc)))
+            table.clear()
+        for reader in list(self.readers):
+            reader.close(reason=str(exc))
+        self._cache.clear()
+        self._cache_bytes = 0

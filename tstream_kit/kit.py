@@ -1,0 +1,136 @@
+"""Kit: the one place that wires concrete parts together from Settings.
+
+The server (standalone or the Jupyter extension), the CLI and the demo all
+hold one Kit; nothing below it knows about the others.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from .config import Settings
+from .engine import Engine, EngineConfig, FileReader, Torrent
+from .magnets import MagnetError, normalise_infohash
+from .media import FileEntry
+
+log = logging.getLogger("tstream.kit")
+
+__all__ = ["Kit", "UnknownTorrent", "FileNotInTorrent"]
+
+
+class UnknownTorrent(LookupError):
+    """An infohash that no torrent in the engine has (pass a magnet)."""
+
+
+class FileNotInTorrent(LookupError):
+    """A file index that the torrent does not have."""
+
+
+class Kit:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = Engine(EngineConfig(
+            data_dir=settings.data_dir,
+            listen_interfaces=settings.bt_listen,
+            dht=settings.dht, lsd=settings.lsd, port_mapping=settings.port_mapping,
+            utp=settings.utp,
+        ))
+        self.started = False
+        self._stream_errors: deque[dict[str, Any]] = deque(maxlen=50)
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.engine.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        self.started = False
+
+    # -------------------------------------------------------------- torrents
+    def torrent_for(self, magnet_or_infohash: str) -> Torrent:
+        """Add a magnet (or find it), or look up a known infohash.
+
+        ``MagnetError`` for a bad link, ``UnknownTorrent`` for an infohash
+        that was never added."""
+        text = (magnet_or_infohash or "").strip()
+        if not text:
+            raise MagnetError("missing magnet: pass ?magnet=magnet:?xt=urn:btih:... or a known infohash")
+        if text.lower().startswith("magnet:"):
+            return self.engine.add_magnet(text)
+        try:
+            infohash = normalise_infohash(text)
+        except MagnetError:
+            raise MagnetError(
+                f"not a magnet link or an infohash: {text[:60]!r} "
+                "(expected magnet:?xt=urn:btih:... or 40 hex characters)") from None
+        torrent = self.engine.get(infohash)
+        if torrent is None:
+            raise UnknownTorrent(f"no torrent {infohash} here: pass the full magnet link to add it")
+        return torrent
+
+    def torrent_for_existing(self, magnet_or_infohash: str) -> Torrent:
+        """Like :meth:`torrent_for` but never adds: for DELETE."""
+        text = (magnet_or_infohash or "").strip()
+        if text.lower().startswith("magnet:"):
+            from .magnets import parse_magnet
+            text = parse_magnet(text).infohash
+        infohash = normalise_infohash(text)
+        torrent = self.engine.get(infohash)
+        if torrent is None:
+            raise UnknownTorrent(f"no torrent {infohash} here")
+        return torrent
+
+    async def torrent_with_metadata(self, magnet_or_infohash: str) -> Torrent:
+        torrent = self.torrent_for(magnet_or_infohash)
+        await torrent.wait_metadata(self.settings.metadata_timeout)
+        return torrent
+
+    @staticmethod
+    def pick_file(torrent: Torrent, file_index: int | None) -> FileEntry:
+        if file_index is None:
+            if torrent.default_file is None:
+                raise FileNotInTorrent(f"{torrent.name} has no files")
+            file_index = torrent.default_file
+        f = torrent.file(file_index)
+        if f is None:
+            valid = ", ".join(str(x.index) for x in torrent.files[:20])
+            raise FileNotInTorrent(
+                f"file_index {file_index} is not in {torrent.name} (files: {valid})")
+        return f
+
+    def open_reader(self, torrent: Torrent, f: FileEntry, **label: Any) -> FileReader:
+        return FileReader(torrent, f, piece_timeout=self.settings.piece_timeout, label=label)
+
+    # --------------------------------------------------------------- streams
+    def readers(self) -> list[FileReader]:
+        return [r for t in self.engine.torrents() for r in t.readers]
+
+    def streams(self) -> list[dict[str, Any]]:
+        return [r.snapshot() for r in self.readers()]
+
+    def remember_stream_error(self, reader: FileReader, message: str) -> None:
+        snap = reader.snapshot()
+        snap["error"] = message
+        snap["ended_at"] = time.time()
+        self._stream_errors.append(snap)
+
+    def stream_errors(self) -> list[dict[str, Any]]:
+        return list(self._stream_errors)
+
+    def stop_streams(self, torrent: Torrent, file_index: int | None) -> int:
+        stopped = 0
+        for r in list(torrent.readers):
+            if file_index is None or r.file.index == file_index:
+                r.close(reason="stopped by DELETE /api/stream")
+                stopped += 1
+        return stopped
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.started else "stopped",
+            **self.engine.stats(),
+            "streams": len(self.readers()),
+        }

@@ -1,0 +1,104 @@
+"""GET/HEAD/DELETE /api/stream: a file's bytes with RFC 9110 Range support.
+
+Bytes are written as pieces arrive, one chunk at a time, and each write is
+followed by ``await self.flush()``: a slow client slows its reader down
+instead of filling memory, and a client that goes away is noticed at the
+next write (``StreamClosedError``) or at once while waiting for a piece
+(``on_connection_close`` closes the reader, which wakes the wait).
+"""
+from __future__ import annotations
+
+import logging
+import urllib.parse
+
+from tornado.iostream import StreamClosedError
+
+from ...engine import FileReader, PieceError, ReaderClosed, ReadTimeout
+from ..ranges import parse_range
+from .base import BaseHandler
+
+log = logging.getLogger("tstream.http")
+
+#: the most we hand to Tornado in one write (the reader returns at most a
+#: piece, or DIRECT_CHUNK from disk, anyway)
+MAX_CHUNK = 4 * 1024 * 1024
+
+
+class StreamHandler(BaseHandler):
+    _reader: FileReader | None = None
+
+    async def head(self) -> None:
+        await self._serve(send_body=False)
+
+    async def get(self) -> None:
+        await self._serve(send_body=True)
+
+    async def delete(self) -> None:
+        torrent = self.kit.torrent_for(self.magnet_arg())
+        file_index = self.arg_int("file_index", minimum=0)
+        stopped = self.kit.stop_streams(torrent, file_index)
+        self.write_json({"stopped": stopped, "infohash": torrent.infohash, "file_index": file_index})
+
+    async def _serve(self, *, send_body: bool) -> None:
+        file_index = self.arg_int("file_index", minimum=0)
+        torrent = await self.kit.torrent_with_metadata(self.magnet_arg())
+        f = self.kit.pick_file(torrent, file_index)
+        plan = parse_range(self.request.headers.get("Range"), f.size)
+
+        self.set_header("Accept-Ranges", "bytes")
+        self.set_header("ETag", f'"{torrent.infohash}-{f.index}"')
+        if plan.status == 416:
+            self.set_status(416)
+            self.set_header("Content-Range", plan.content_range or f"bytes */{f.size}")
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(f'{{"error": "range not satisfiable: the file has {f.size} bytes"}}')
+            return
+        self.set_status(plan.status)
+        for name, value in plan.headers().items():
+            self.set_header(name, value)
+        self.set_header("Content-Type", f.mime)
+        name = f.path.rsplit("/", 1)[-1]
+        self.set_header("Content-Disposition",
+                        "inline; filename*=UTF-8''" + urllib.parse.quote(name, safe=""))
+        if not send_body or not plan.ranges:
+            self.finish()
+            return
+
+        start, end = plan.ranges[0]
+        reader = self.kit.open_reader(
+            torrent, f,
+            client=self.request.remote_ip,
+            range=f"{start}-{end}",
+            method=self.request.method,
+        )
+        self._reader = reader
+        pos = start
+        try:
+            while pos <= end:
+                chunk = await reader.read(pos, min(end + 1 - pos, MAX_CHUNK))
+                if not chunk:
+                    raise PieceError(f"unexpected end of {f.path} at {pos}")
+                self.write(chunk)
+                await self.flush()
+                pos += len(chunk)
+        except StreamClosedError:
+            return  # the client left; on_finish/on_connection_close clean up
+        except (ReaderClosed, ReadTimeout, PieceError) as exc:
+            # headers are gone: end the response short so the client sees
+            # an incomplete body, and keep the reason for /api/streams
+            log.warning("stream %s#%d ended at byte %d: %s", torrent.infohash, f.index, pos, exc)
+            self.kit.remember_stream_error(reader, str(exc))
+            self.request.connection.stream.close()
+            return
+        finally:
+            reader.close()
+        self.finish()
+
+    def on_connection_close(self) -> None:
+        if self._reader is not None:
+            self._reader.close(reason="client disconnected")
+
+    def on_finish(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
