@@ -30,15 +30,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["FileReader", "ReaderClosed", "ReadTimeout"]
 
-#: seconds of video to keep requested ahead of the read head
-READAHEAD_SECONDS = 20.0
+#: seconds of video to keep scheduled ahead of the read head (grows while
+#: the reader keeps up; see _schedule for why it starts short)
+READAHEAD_SECONDS = 4.0
 #: the window never has fewer pieces than this (tiny or unknown bitrates)
-MIN_WINDOW_PIECES = 4
+MIN_WINDOW_PIECES = 3
 #: ... nor more bytes than this (memory is not the limit, libtorrent's
 #: time-critical list is: every entry is re-sorted on each tick)
-MAX_WINDOW_BYTES = 96 * 1024 * 1024
+MAX_WINDOW_BYTES = 32 * 1024 * 1024
 #: the window may grow to this multiple of its bitrate-based size
 MAX_GROWTH = 8
+#: pieces right under the read head with near-zero deadlines
+CRITICAL_PIECES = 3
 #: how many already-downloaded pieces to ask libtorrent for ahead of use
 PREFETCH_PIECES = 4
 #: largest single read from a file on disk (pread in a worker thread)
@@ -81,11 +84,10 @@ class FileReader:
         plen = torrent.piece_length
         self._first_piece = file.offset // plen if plen else 0
         self._last_piece = (file.offset + max(file.size, 1) - 1) // plen if plen else 0
-        first_on_file = not any(r.file.index == file.index for r in torrent.readers)
+        self._first_on_file = not any(r.file.index == file.index for r in torrent.readers)
+        self._ends_fetched = False
         torrent.readers.add(self)
         torrent.want_file(file.index)
-        if first_on_file and file.size > 0:
-            self._fetch_ends()
 
     # --------------------------------------------------------------- reading
     async def read(self, offset: int, max_size: int) -> bytes:
@@ -97,6 +99,13 @@ class FileReader:
         if offset >= size or max_size <= 0:
             return b""
         t = self.torrent
+        if not t.checked:
+            # libtorrent silently drops deadlines set before its piece
+            # picker exists, i.e. while the torrent is still being checked
+            await self._wait(t.wait_checked(self.piece_timeout))
+        if self._first_on_file and not self._ends_fetched:
+            self._ends_fetched = True
+            self._fetch_ends()
         plen = t.piece_length
         abs_off = self.file.offset + offset
         piece = abs_off // plen
@@ -106,7 +115,7 @@ class FileReader:
 
         n = min(max_size, size - offset)
         last_needed = (abs_off + min(n, DIRECT_CHUNK) - 1) // plen
-        if t.pieces_on_disk(range(piece, last_needed + 1)):
+        if t.pieces_on_disk(self.file.index, range(piece, last_needed + 1)):
             data = await self._pread(offset, min(n, DIRECT_CHUNK))
         else:
             data = t.cached_piece(piece)
@@ -140,7 +149,7 @@ class FileReader:
             offset += len(chunk)
         return b"".join(parts)
 
-    async def _wait(self, coro: Any) -> bytes:
+    async def _wait(self, coro: Any) -> Any:
         task = asyncio.ensure_future(coro)
         done, _ = await asyncio.wait({task, self._closed_fut}, timeout=self.piece_timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
@@ -206,16 +215,28 @@ class FileReader:
         last = min(self._last_piece, piece + max(1, window // plen))
         rate = self.bitrate
         pieces = range(piece, last + 1)
-        deadlines = [(p, max(0, p * plen - abs_off) * 1000 / rate) for p in reversed(pieces)]
+        # libtorrent requests every deadline within its horizon (about a
+        # second plus the average piece time) at once, in no useful order,
+        # so on one slow peer a long window delays the piece under the head
+        # (measured at 2 MB/s: 1.5-2.5 s with 20 s of window as deadlines).
+        # Hence a short window of deadlines, growing only while the reader
+        # keeps up, with the CRITICAL_PIECES under the head moved up each
+        # time the head advances; sequential picking fetches the rest.
+        critical = pieces[:CRITICAL_PIECES]
+        later = pieces[CRITICAL_PIECES:]
+        urgent = [(p, i * 20) for i, p in reversed(list(enumerate(critical)))]
+        deadlines = [(p, max(0, p * plen - abs_off) * 1000 / rate) for p in reversed(later)]
         t.release_deadlines(self, keep=set(pieces))
-        t.set_deadlines(self, deadlines)
+        t.set_deadlines(self, deadlines, urgent=urgent)
 
     def _fetch_ends(self) -> None:
         t, f = self.torrent, self.file
         plen = t.piece_length
         head_last = min(self._last_piece, (f.offset + ENDS_HEAD_BYTES - 1) // plen)
         tail_first = max(self._first_piece, (f.offset + f.size - ENDS_TAIL_BYTES) // plen)
-        tail = [(p, 300) for p in range(self._last_piece, tail_first - 1, -1)]
+        # the tail after the head: a player reads the head first, and an
+        # index at the end (moov, cues) right after it
+        tail = [(p, 500) for p in range(self._last_piece, tail_first - 1, -1)]
         head = [(p, (p - self._first_piece) * 50) for p in range(head_last, self._first_piece - 1, -1)]
         t.set_deadlines(("ends", f.index), tail + head)
 

@@ -104,8 +104,8 @@ def streaming_settings(cfg: EngineConfig) -> dict[str, Any]:
         "dont_count_slow_torrents": True,
         # deeper request pipelines keep fast links busy (loopback, LAN);
         # request_queue_time is seconds of data to keep requested per peer.
-        "request_queue_time": 2,
-        "max_out_request_queue": 1500,
+        "request_queue_time": 1,
+        "max_out_request_queue": 128,
         # hash pieces on two threads: the hash check is on the path from
         # "bytes arrived" to "bytes served".
         "hashing_threads": 2,
@@ -239,6 +239,11 @@ class Engine:
     def _add(self, params: Any, key: str, name: str | None,
              peers: tuple[tuple[str, int], ...]) -> Torrent:
         params.save_path = str(self.download_dir)
+        # Sequential picking: a viewer reads in order, and on one slow peer
+        # rarest-first fills the request pipeline with random pieces that
+        # delay even deadline pieces by seconds (measured: 3.5 s for the
+        # first piece of a read at 2 MB/s, against 0.1 s sequentially).
+        params.flags |= lt.torrent_flags.sequential_download
         params.flags &= ~lt.torrent_flags.auto_managed
         params.flags &= ~lt.torrent_flags.paused
         try:

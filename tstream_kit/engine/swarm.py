@@ -33,12 +33,12 @@ def make_torrent(root: Path, rel_paths: Sequence[str], *, name: str,
     """A v1 .torrent of the files ``root/name/<rel>`` (or ``root/name`` for a
     single file whose rel path equals ``name``). v1 only: hybrid torrents
     carry pad files, which test the filtering but not the streaming."""
-    fs = lt.file_storage()
     single = len(rel_paths) == 1 and rel_paths[0] == name
+    entries = []
     for rel in rel_paths:
         path = root / name if single else root / name / rel
-        fs.add_file(name if single else f"{name}/{rel}", path.stat().st_size)
-    ct = lt.create_torrent(fs, piece_size, lt.create_torrent.v1_only)
+        entries.append(lt.create_file_entry(name if single else f"{name}/{rel}", path.stat().st_size))
+    ct = lt.create_torrent(entries, piece_size, lt.create_torrent.v1_only)
     ct.set_creator("tstream LocalSwarm")
     lt.set_piece_hashes(ct, str(root))
     return lt.bencode(ct.generate())
@@ -71,10 +71,13 @@ class LocalSwarm:
             "alert_mask": int(lt.alert_category.error),
             # a seeder serving one fast local client: no upload slots limit
             "unchoke_slots_limit": -1,
-            "send_buffer_watermark": 8 * 1024 * 1024,
-            "send_buffer_watermark_factor": 150,
             "upload_rate_limit": upload_rate,
         }
+        if not upload_rate:
+            # a deep send buffer keeps a fast loopback link full; with a rate
+            # limit it would only queue seconds of data ahead of a seek
+            settings["send_buffer_watermark"] = 8 * 1024 * 1024
+            settings["send_buffer_watermark_factor"] = 150
         self.session = lt.session(settings)
         if upload_rate:
             # loopback peers are in the "local" class, unlimited by default

@@ -80,7 +80,10 @@ class Torrent:
         self._checked = asyncio.Event()
         self.have = bytearray()
         self.on_disk = bytearray()
-        self._flush_pending: bytes | None = None
+        self._flush_pending: tuple[bytes, frozenset[int]] | None = None
+        #: files whose bytes are in their own file on disk (not in libtorrent's
+        #: part file, where pieces of unwanted files go): pread-able
+        self.direct_files: set[int] = set()
         self._have_waiters: dict[int, list[asyncio.Future]] = {}
         self._data_waiters: dict[int, list[asyncio.Future]] = {}
         self._cache: OrderedDict[int, bytes] = OrderedDict()
@@ -185,7 +188,12 @@ class Torrent:
             if have:
                 self.on_disk[i] = 1
                 self._set_have(i)
+        self.direct_files |= self._wanted_files
         self._checked.set()
+
+    @property
+    def checked(self) -> bool:
+        return self._checked.is_set()
 
     async def wait_checked(self, timeout: float) -> None:
         if not self._checked.is_set():
@@ -277,7 +285,9 @@ class Torrent:
             _, old = self._cache.popitem(last=False)
             self._cache_bytes -= len(old)
 
-    def pieces_on_disk(self, pieces: range) -> bool:
+    def pieces_on_disk(self, file_index: int, pieces: range) -> bool:
+        if file_index not in self.direct_files:
+            return False
         od = self.on_disk
         return all(od[p] for p in pieces)
 
@@ -286,19 +296,21 @@ class Torrent:
         """Every wanted piece is here: flush so later reads can pread."""
         if self.num_pieces == 0:
             return
-        self._flush_pending = bytes(self.have)
+        self._flush_pending = (bytes(self.have), frozenset(self._wanted_files))
         try:
             self.handle.flush_cache()
         except RuntimeError:
             self._flush_pending = None
 
     def on_cache_flushed(self) -> None:
-        snap, self._flush_pending = self._flush_pending, None
-        if snap is None:
+        pending, self._flush_pending = self._flush_pending, None
+        if pending is None:
             return
+        snap, wanted = pending
         for i, h in enumerate(snap):
             if h:
                 self.on_disk[i] = 1
+        self.direct_files |= wanted
 
     # ------------------------------------------------------------- deadlines
     def want_file(self, index: int) -> None:
@@ -313,11 +325,13 @@ class Torrent:
         # if the torrent was finished, seeders may have dropped us
         self.connect_peers(self.peer_hints)
 
-    def set_deadlines(self, owner: object, deadlines: Iterable[tuple[int, int]]) -> None:
-        """Give ``owner``'s pieces deadlines (piece, ms from now).
-
-        Pieces already owned keep their first deadline. libtorrent serves
-        the deadline set last first, so callers pass them far to near.
+    def set_deadlines(self, owner: object, deadlines: Iterable[tuple[int, int]],
+                      urgent: Iterable[tuple[int, int]] = ()) -> None:
+        """Claim pieces for ``owner``: ``deadlines`` (piece, ms from now) are
+        set once, when a piece is first claimed; ``urgent`` ones are set
+        again even if already claimed (the pieces right under a read head,
+        whose deadline must move up as the head nears them). Callers pass
+        them far to near: libtorrent requests the deadline set last first.
         """
         h = self.handle
         for piece, ms in deadlines:
@@ -331,6 +345,13 @@ class Torrent:
                         return
             else:
                 owners.add(owner)
+        for piece, ms in urgent:
+            self._deadlines.setdefault(piece, set()).add(owner)
+            if not self.have[piece]:
+                try:
+                    h.set_piece_deadline(piece, max(0, int(ms)))
+                except RuntimeError:
+                    return
 
     def release_deadlines(self, owner: object, keep: set[int] | None = None) -> None:
         """Drop ``owner``'s claim on every piece not in ``keep``; pieces no
@@ -341,15 +362,21 @@ class Torrent:
                 continue
             owners = self._deadlines[piece]
             owners.discard(owner)
-            if not owners:
-                del self._deadlines[piece]
-                if not self.have[piece]:
-                    try:
-                        h.reset_piece_deadline(piece)
-                    except RuntimeError:
-                        return
+            if owners:
+                continue
+            del self._deadlines[piece]
+            if self.have[piece]:
+                continue
+            try:
+                h.reset_piece_deadline(piece)
+            except RuntimeError:
+                return
+
+    def pieces_claimed_by(self, owner: object) -> set[int]:
+        return {p for p, owners in self._deadlines.items() if owner in owners}
 
     def deadline_pieces(self) -> set[int]:
+        """Pieces some reader claims."""
         return set(self._deadlines)
 
     # ------------------------------------------------------------------ misc
