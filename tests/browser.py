@@ -87,6 +87,8 @@ async def launch_chromium(*, timeout_s: float = LAUNCH_TIMEOUT_S,
     from playwright.async_api import async_playwright
 
     if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"no chromium at {CHROMIUM}: CI must install Debian's chromium")
         pytest.skip(f"no chromium at {CHROMIUM}")
     profile = Path(tempfile.mkdtemp(prefix="tstream-chromium-"))
     args = CHROMIUM_ARGS + list(extra_args or [])
