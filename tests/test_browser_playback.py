@@ -152,19 +152,9 @@ async def tstream(tmp_path: Path) -> AsyncIterator[RunningServer]:
 
 
 @pytest.fixture
-def seed(tmp_path: Path) -> Iterator[Callable[..., LocalSwarm]]:
-    """seed([files], name=...) -> a LocalSwarm on 127.0.0.1, closed at teardown."""
-    swarms: list[LocalSwarm] = []
-
-    def make(files: list[Path], **kw: Any) -> LocalSwarm:
-        kw.setdefault("workdir", tmp_path / f"seed{len(swarms)}")
-        swarm = LocalSwarm.from_files(files, **kw)
-        swarms.append(swarm)
-        return swarm
-
-    yield make
-    for s in swarms:
-        s.close()
+def seed(make_swarm: Callable[..., LocalSwarm]) -> Callable[..., LocalSwarm]:
+    """seed([files], name=...) -> a LocalSwarm on 127.0.0.1 (conftest's make_swarm)."""
+    return make_swarm
 
 
 @pytest.fixture
