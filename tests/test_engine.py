@@ -11,7 +11,7 @@ import pytest
 from conftest import PIECE, offline_engine_config, sha256
 from tstream_kit.engine import Engine, FileReader, MetadataTimeout, ReadTimeout
 from tstream_kit.engine.lt import lt
-from tstream_kit.engine.swarm import LocalSwarm, make_torrent
+from tstream_kit.engine.swarm import LocalSwarm
 from tstream_kit.magnets import make_magnet
 
 

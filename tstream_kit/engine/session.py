@@ -112,6 +112,10 @@ def streaming_settings(cfg: EngineConfig) -> dict[str, Any]:
         # write through pwrite, not into a shared mapping: dirty mapped
         # pages would count in our RSS and grow with the file.
         "disk_write_mode": int(lt.mmap_write_mode_t.always_pwrite),
+        # received blocks wait here for the disk; libtorrent's default (100
+        # MiB) lets a fast download grow our memory with the file. 16 MiB
+        # still keeps a loopback download at disk speed.
+        "max_queued_disk_bytes": 16 * 1024 * 1024,
         # shutting down must not wait long for trackers that are gone
         "stop_tracker_timeout": 1,
         # larger socket buffers for fast links
