@@ -275,3 +275,17 @@ async def test_reader_close_wakes_a_pending_read(engine: Engine, make_file, make
     with pytest.raises(ReaderClosed):
         await asyncio.wait_for(pending, 2)
     assert t.deadline_pieces() == set()
+
+
+async def test_add_magnet_with_cached_metadata_needs_no_peer(engine: Engine, make_file, make_swarm, tmp_path) -> None:
+    src = make_file("cached.mp4", 3 * PIECE, seed=80)
+    swarm = make_swarm([src])
+    info = swarm.info.info_section()
+    magnet = make_magnet(swarm.infohash, name="cached.mp4")      # no peers at all
+    t = engine.add_magnet(magnet, info=bytes(info))
+    assert t.has_metadata and [f.path for f in t.files] == ["cached.mp4"]
+    assert t.info_bytes() == bytes(info)
+    # metadata of another torrent is ignored, not trusted
+    other = make_swarm([make_file("other.mp4", PIECE, seed=81)])
+    t2 = engine.add_magnet(make_magnet("3" * 40), info=bytes(other.info.info_section()))
+    assert not t2.has_metadata

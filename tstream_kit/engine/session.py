@@ -213,8 +213,13 @@ class Engine:
     def torrents(self) -> list[Torrent]:
         return list(self._torrents.values())
 
-    def add_magnet(self, uri: str | Magnet) -> Torrent:
+    def add_magnet(self, uri: str | Magnet, *, info: bytes | None = None) -> Torrent:
         """Add (or find) the torrent of a magnet link; returns at once.
+
+        ``info`` is the torrent's bencoded info dictionary when it is known
+        already (a metadata cache): the torrent then has its metadata at
+        once instead of waiting for a peer to send it. An ``info`` whose
+        hash is not the magnet's is ignored.
 
         Raises :class:`~tstream_kit.magnets.MagnetError` for a bad link.
         """
@@ -227,6 +232,15 @@ class Engine:
             params = lt.parse_magnet_uri(magnet.to_uri())
         except Exception as exc:
             raise MagnetError(f"libtorrent rejected the magnet link: {exc}") from exc
+        if info:
+            try:
+                ti = torrent_info_from_bytes(b"d4:info" + bytes(info) + b"e")
+                if infohash_key(ti.info_hashes()) == magnet.infohash:
+                    params.ti = ti
+                else:
+                    log.warning("cached metadata for %s has another infohash; ignored", magnet.infohash)
+            except ValueError as exc:
+                log.warning("cached metadata for %s is invalid (%s); ignored", magnet.infohash, exc)
         return self._add(params, magnet.infohash, magnet.name, magnet.peers)
 
     def add_torrent_file(self, data: bytes) -> Torrent:

@@ -148,6 +148,12 @@ class Torrent:
         if self.closed:
             raise PieceError("torrent removed")
 
+    def info_bytes(self) -> bytes | None:
+        """The bencoded info dictionary (for a metadata cache), once known."""
+        if self._info is None:
+            return None
+        return bytes(self._info.info_section())
+
     def file(self, index: int) -> FileEntry | None:
         for f in self.files:
             if f.index == index:
