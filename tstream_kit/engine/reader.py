@@ -30,18 +30,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["FileReader", "ReaderClosed", "ReadTimeout"]
 
-#: seconds of video to keep scheduled ahead of the read head (grows while
-#: the reader keeps up; see _schedule for why it starts short)
-READAHEAD_SECONDS = 4.0
+#: seconds of video to keep scheduled ahead of the read head; it doubles
+#: while the reader keeps up (see _schedule for why it starts this short)
+READAHEAD_SECONDS = 0.5
 #: the window never has fewer pieces than this (tiny or unknown bitrates)
-MIN_WINDOW_PIECES = 3
+MIN_WINDOW_PIECES = 4
 #: ... nor more bytes than this (memory is not the limit, libtorrent's
 #: time-critical list is: every entry is re-sorted on each tick)
 MAX_WINDOW_BYTES = 32 * 1024 * 1024
 #: the window may grow to this multiple of its bitrate-based size
-MAX_GROWTH = 8
+MAX_GROWTH = 16
 #: pieces right under the read head with near-zero deadlines
-CRITICAL_PIECES = 3
+CRITICAL_PIECES = 4
 #: how many already-downloaded pieces to ask libtorrent for ahead of use
 PREFETCH_PIECES = 4
 #: largest single read from a file on disk (pread in a worker thread)
@@ -217,11 +217,15 @@ class FileReader:
         pieces = range(piece, last + 1)
         # libtorrent requests every deadline within its horizon (about a
         # second plus the average piece time) at once, in no useful order,
-        # so on one slow peer a long window delays the piece under the head
-        # (measured at 2 MB/s: 1.5-2.5 s with 20 s of window as deadlines).
-        # Hence a short window of deadlines, growing only while the reader
-        # keeps up, with the CRITICAL_PIECES under the head moved up each
-        # time the head advances; sequential picking fetches the rest.
+        # so a long window delays the pieces under the head behind the rest.
+        # Measured, seek of 1 MiB to an unseen offset (bench/stream_bench.py,
+        # medians of 5): 4 s of window 130-150 ms on an unlimited loopback
+        # peer and 0.5 s at 32 MB/s; 0.5 s of window 16 ms and 53 ms. So
+        # the window starts at half a second of video (at least 4 pieces)
+        # and doubles only while the reader keeps up, when what it covers
+        # is mostly downloaded already; the CRITICAL_PIECES under the head
+        # are moved up each time it advances; sequential picking fetches
+        # everything else.
         critical = pieces[:CRITICAL_PIECES]
         later = pieces[CRITICAL_PIECES:]
         urgent = [(p, i * 20) for i, p in reversed(list(enumerate(critical)))]
