@@ -1,0 +1,1 @@
+"""Persistent state: watch history (PostgreSQL or SQLite) and caches."""
