@@ -54,6 +54,29 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     #: an origin allowed to call the API from a browser (CORS); none by default
     cors_origin: str = ""
+    # --- search (README "Search"; checked in search/settings.py) ---
+    #: Redis for the search and metadata cache; unset: an in-process cache
+    redis_url: str = ""
+    #: prepended to every cache key (several installs sharing one Redis)
+    cache_prefix: str = ""
+    #: seconds a provider's answer to a query stays cached (0 = no caching)
+    search_cache_ttl: float = 3600.0
+    #: seconds a torrent's metadata (``magnet:<infohash>``) stays cached
+    metadata_cache_ttl: float = 604800.0
+    #: each provider's whole budget per search, retries included
+    search_timeout: float = 10.0
+    #: retries after a connection error, HTTP 429 or 5xx (within the timeout)
+    search_retries: int = 1
+    #: built-in providers to use: catalog, nyaa, apibay (comma-separated)
+    search_providers: str = "catalog"
+    #: Torznab indexers (Jackett, Prowlarr): name=URL|APIKEY,... or a JSON list
+    torznab: str = ""
+    nyaa_url: str = "https://nyaa.si"
+    apibay_url: str = "https://apibay.org"
+    #: minimum seconds between two requests to one public indexer host (>= 2)
+    public_rate_limit: float = 2.0
+    #: a folder of .torrent files the local catalogue includes
+    catalog_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -86,6 +109,8 @@ class Settings:
             out.append("TSTREAM_METADATA_TIMEOUT must be > 0 seconds")
         if self.piece_timeout <= 0:
             out.append("TSTREAM_PIECE_TIMEOUT must be > 0 seconds")
+        from .search.settings import search_problems
+        out += search_problems(self)
         return out
 
     def replace(self, **kw: Any) -> "Settings":
@@ -97,8 +122,14 @@ class Settings:
                        bt_listen="127.0.0.1:0")
 
     def public_dict(self) -> dict[str, Any]:
-        return {f.name: (str(v) if isinstance(v, Path) else v)
-                for f in fields(self) for v in [getattr(self, f.name)]}
+        out = {f.name: (str(v) if isinstance(v, Path) else v)
+               for f in fields(self) for v in [getattr(self, f.name)]}
+        # secrets stay out of `tstream config`
+        from .search.settings import redact_torznab
+        from .store.cache import redact_url
+        out["redis_url"] = redact_url(self.redis_url)
+        out["torznab"] = redact_torznab(self.torznab)
+        return out
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

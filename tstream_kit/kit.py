@@ -14,6 +14,7 @@ from .config import Settings
 from .engine import Engine, EngineConfig, FileReader, Torrent
 from .magnets import MagnetError, normalise_infohash
 from .media import FileEntry
+from .search.kitpart import SearchKit
 
 log = logging.getLogger("tstream.kit")
 
@@ -39,13 +40,17 @@ class Kit:
         ))
         self.started = False
         self._stream_errors: deque[dict[str, Any]] = deque(maxlen=50)
+        #: search: providers, cache (Redis or in-process), catalogue, metadata cache
+        self.search = SearchKit(settings)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.engine.start()
+        await self.search.start()
         self.started = True
 
     async def stop(self) -> None:
+        await self.search.stop()
         await self.engine.stop()
         self.started = False
 
@@ -84,8 +89,11 @@ class Kit:
         return torrent
 
     async def torrent_with_metadata(self, magnet_or_infohash: str) -> Torrent:
-        torrent = self.torrent_for(magnet_or_infohash)
+        # known metadata (cache or catalogue) first: no wait on the swarm
+        torrent = (await self.search.torrent_from_cache(self.engine, magnet_or_infohash)
+                   or self.torrent_for(magnet_or_infohash))
         await torrent.wait_metadata(self.settings.metadata_timeout)
+        await self.search.remember(torrent, magnet_or_infohash)
         return torrent
 
     @staticmethod
@@ -133,4 +141,5 @@ class Kit:
             "status": "ok" if self.started else "stopped",
             **self.engine.stats(),
             "streams": len(self.readers()),
+            **self.search.health(),
         }

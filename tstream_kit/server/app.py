@@ -20,6 +20,7 @@ from ..config import Settings
 from ..kit import Kit
 from .handlers.api import HealthHandler, InfoHandler, StreamsHandler, TorrentHandler, TorrentsHandler
 from .handlers.base import ApiError, BaseHandler
+from .handlers.search import SearchHandler
 from .handlers.stream import StreamHandler
 
 log = logging.getLogger("tstream.http")
@@ -56,6 +57,7 @@ def routes(kit: Kit, prefix: str = "") -> list[tuple[str, type, dict[str, Any]]]
         (r"/api/streams", StreamsHandler), (r"/streams", StreamsHandler),
         (r"/api/torrent", TorrentHandler), (r"/torrent", TorrentHandler),
         (r"/api/torrents", TorrentsHandler),
+        (r"/api/search", SearchHandler), (r"/api/torrents/search", SearchHandler),
         (r"/api/health", HealthHandler), (r"/health", HealthHandler),
     ]
     return [(p + path, cls, kw) for path, cls in table]
