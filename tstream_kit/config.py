@@ -7,6 +7,7 @@ and raises one :class:`ConfigError` listing them, one line each.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -49,6 +50,10 @@ class Settings:
     metadata_timeout: float = 30.0
     #: seconds a stream waits for one piece before it gives up on the peers
     piece_timeout: float = 60.0
+    #: watch history: unset = SQLite in the data dir; ``postgresql://user@host:port/db`` = PostgreSQL
+    database_url: str = ""
+    #: signs the session cookie; unset = a random secret kept in ``<data dir>/secret``
+    secret: str = ""
     #: extra Host names the HTTP server answers to (DNS-rebinding guard);
     #: loopback names and the bind address are always allowed; ``*`` allows any
     allowed_hosts: tuple[str, ...] = ()
@@ -105,6 +110,14 @@ class Settings:
         out = []
         if not 0 <= self.port <= 65535:
             out.append(f"TSTREAM_PORT={self.port}: a port is 0..65535")
+        if self.database_url:
+            from .store.history import store_kind
+            try:
+                store_kind(self.database_url)
+            except ValueError as exc:
+                out.append(f"TSTREAM_DATABASE_URL: {exc}")
+        if self.secret and len(self.secret) < 16:
+            out.append("TSTREAM_SECRET must be at least 16 characters")
         if self.metadata_timeout <= 0:
             out.append("TSTREAM_METADATA_TIMEOUT must be > 0 seconds")
         if self.piece_timeout <= 0:
@@ -129,6 +142,8 @@ class Settings:
         from .store.cache import redact_url
         out["redis_url"] = redact_url(self.redis_url)
         out["torznab"] = redact_torznab(self.torznab)
+        out["database_url"] = re.sub(r"(password=)[^&\s]*", r"\1***", redact_url(self.database_url))
+        out["secret"] = "***" if self.secret else ""
         return out
 
 

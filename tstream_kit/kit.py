@@ -14,6 +14,7 @@ from .config import Settings
 from .engine import Engine, EngineConfig, FileReader, Torrent
 from .magnets import MagnetError, normalise_infohash
 from .media import FileEntry
+from .store.history.service import HistoryService
 from .search.kitpart import SearchKit
 
 log = logging.getLogger("tstream.kit")
@@ -40,16 +41,20 @@ class Kit:
         ))
         self.started = False
         self._stream_errors: deque[dict[str, Any]] = deque(maxlen=50)
+        #: watch history: store (PostgreSQL or SQLite), durable outbox, sessions
+        self.history = HistoryService(settings.database_url, settings.data_dir, settings.secret)
         #: search: providers, cache (Redis or in-process), catalogue, metadata cache
         self.search = SearchKit(settings)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.engine.start()
+        await self.history.start()
         await self.search.start()
         self.started = True
 
     async def stop(self) -> None:
+        await self.history.stop()
         await self.search.stop()
         await self.engine.stop()
         self.started = False
@@ -141,5 +146,6 @@ class Kit:
             "status": "ok" if self.started else "stopped",
             **self.engine.stats(),
             "streams": len(self.readers()),
+            "history": self.history.status(),
             **self.search.health(),
         }

@@ -20,6 +20,8 @@ from ..config import Settings
 from ..kit import Kit
 from .handlers.api import HealthHandler, InfoHandler, StreamsHandler, TorrentHandler, TorrentsHandler
 from .handlers.base import ApiError, BaseHandler
+from .handlers.history import (HistoryHandler, PopularHandler, ResumeHandler, SessionHandler,
+                               current_session)
 from .handlers.search import SearchHandler
 from .handlers.stream import StreamHandler
 
@@ -36,6 +38,7 @@ class IndexHandler(BaseHandler):
         self.set_header("Content-Security-Policy",
                         "default-src 'self'; script-src 'unsafe-inline' 'self'; "
                         "style-src 'unsafe-inline' 'self'; media-src 'self' blob:")
+        current_session(self, strict=False)   # the page's video requests then carry the cookie
         self.finish((STATIC_DIR / "index.html").read_bytes())
 
 
@@ -58,6 +61,10 @@ def routes(kit: Kit, prefix: str = "") -> list[tuple[str, type, dict[str, Any]]]
         (r"/api/torrent", TorrentHandler), (r"/torrent", TorrentHandler),
         (r"/api/torrents", TorrentsHandler),
         (r"/api/search", SearchHandler), (r"/api/torrents/search", SearchHandler),
+        (r"/api/session", SessionHandler),
+        (r"/api/history", HistoryHandler), (r"/history", HistoryHandler),
+        (r"/api/resume", ResumeHandler),
+        (r"/api/popular", PopularHandler), (r"/popular", PopularHandler),
         (r"/api/health", HealthHandler), (r"/health", HealthHandler),
     ]
     return [(p + path, cls, kw) for path, cls in table]

@@ -16,6 +16,7 @@ from tornado.iostream import StreamClosedError
 from ...engine import FileReader, PieceError, ReaderClosed, ReadTimeout
 from ..ranges import parse_range
 from .base import BaseHandler
+from .history import record_stream_start
 
 log = logging.getLogger("tstream.http")
 
@@ -53,6 +54,9 @@ class StreamHandler(BaseHandler):
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.finish(f'{{"error": "range not satisfiable: the file has {f.size} bytes"}}')
             return
+        if send_body:
+            # one watch per playback, not per Range request (the service dedupes)
+            record_stream_start(self, torrent, f, self.magnet_arg())
         self.set_status(plan.status)
         for name, value in plan.headers().items():
             self.set_header(name, value)
