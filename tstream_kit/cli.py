@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="print the effective configuration")
     p.set_defaults(func=cmd_config)
+
+    from .store.history.cli import add_history_commands
+    add_history_commands(sub)   # tstream history, tstream popular
     return ap
 
 
