@@ -196,7 +196,8 @@ def _public(w: Watch) -> dict[str, Any]:
 
 def _json_body(handler: BaseHandler) -> dict[str, Any]:
     ctype = handler.request.headers.get("Content-Type", "")
-    if "application/x-www-form-urlencoded" in ctype or "multipart/form-data" in ctype:
+    looks_json = (handler.request.body or b"").lstrip()[:1] in (b"{", b"[")
+    if not looks_json and ("application/x-www-form-urlencoded" in ctype or "multipart/form-data" in ctype):
         return {k: handler.get_body_argument(k) for k in handler.request.body_arguments}
     try:
         body = json.loads(handler.request.body or b"{}")
