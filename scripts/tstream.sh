@@ -34,6 +34,11 @@ setup() {
   fi
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   "$VENV/bin/python" -m pip install -q -e ".[test]"
+  # an editable install skips data files: put the Jupyter server extension's
+  # config where a normal install ships it (`jupyter server extension enable`
+  # refuses an extension not yet in any config in jupyter_server 2.21)
+  mkdir -p "$VENV/etc/jupyter/jupyter_server_config.d"
+  cp jupyter-config/jupyter_server_config.d/tstream_kit.json "$VENV/etc/jupyter/jupyter_server_config.d/"
 }
 
 cmd=${1:-help}

@@ -51,6 +51,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.kit = kit
 
     def set_default_headers(self) -> None:
+        super().set_default_headers()   # Jupyter's security headers, when mounted there
         self.set_header("X-Content-Type-Options", "nosniff")
         origin = getattr(self, "kit", None) and self.kit.settings.cors_origin
         if origin:
