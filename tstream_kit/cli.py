@@ -62,6 +62,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search with this machine's configuration, or ask a running server (--server)."""
+    from .search.cli import run_search
+    return run_search(args, _settings(args))
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     print(json.dumps(_settings(args).public_dict(), indent=2))
     return 0
@@ -89,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path)
     p.add_argument("--offline", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("search", help="search torrents (catalogue, Torznab indexers, Nyaa, apibay)")
+    p.add_argument("query")
+    p.add_argument("--provider", help="only these providers (comma-separated names)")
+    p.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
+    p.add_argument("--sort", default="seeders", choices=["seeders", "size", "published", "title"])
+    p.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+    p.add_argument("--server", help="ask a running tstream server (e.g. http://127.0.0.1:8080)")
+    p.add_argument("--data-dir", type=Path, help="data directory with the catalogue (TSTREAM_DATA_DIR)")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("config", help="print the effective configuration")
     p.set_defaults(func=cmd_config)

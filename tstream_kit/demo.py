@@ -60,10 +60,13 @@ async def run_demo(settings: Settings, *, seconds: float = 60.0) -> None:
     settings = settings.offline()
 
     def ready(running) -> None:  # type: ignore[no-untyped-def]
+        # the clip is found by search through the local catalogue (with its x.pe peer)
+        running.kit.search.remember_torrent_bytes(demo.swarm.torrent_bytes, magnet=demo.magnet, source="demo")
         print(f"tstream demo: seeding {demo.clip.name} on 127.0.0.1:{demo.swarm.port}", flush=True)
         print(f"  magnet: {demo.magnet}", flush=True)
         print(f"  watch:  {watch_url(running.url, demo.magnet)}", flush=True)
         print(f"  stream: {running.url}/api/stream?" + urllib.parse.urlencode({"magnet": demo.magnet}), flush=True)
+        print(f"  search: {running.url}/api/search?query=tstream+demo", flush=True)
         print("Ctrl-C to stop.", flush=True)
 
     try:

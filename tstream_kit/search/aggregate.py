@@ -56,9 +56,11 @@ def merge_results(results: Sequence[Result]) -> list[Result]:
         by_hash.setdefault(r.infohash, []).append(r)
     merged: list[Result] = []
     for group in by_hash.values():
-        group = sorted(group, key=lambda r: -r.richness())
+        group = sorted(group, key=lambda r: (-r.richness(), not r.size_exact))
         best = Result.from_dict(group[0].to_dict())
         for other in group[1:]:
+            if other.size is not None and other.size_exact and not best.size_exact:
+                best.size, best.size_exact = other.size, True
             for name in ("size", "published", "category", "url"):
                 if getattr(best, name) in (None, "") and getattr(other, name) not in (None, ""):
                     setattr(best, name, getattr(other, name))

@@ -52,6 +52,8 @@ class Result:
     category: str | None = None
     url: str | None = None          # the indexer's page for the torrent, when it has one
     providers: list[str] = field(default_factory=list)
+    #: False when the size was read from a rounded text ("885.7 MiB")
+    size_exact: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

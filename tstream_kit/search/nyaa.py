@@ -46,6 +46,7 @@ def parse_nyaa_feed(body: bytes, provider: str = "nyaa") -> list[Result]:
             title=title, infohash=infohash,
             magnet=make_magnet(infohash, title, NYAA_TRACKERS),
             size=parse_size(el.findtext(f"{NS}size")),
+            size_exact=False,
             seeders=to_int(el.findtext(f"{NS}seeders")),
             leechers=to_int(el.findtext(f"{NS}leechers")),
             provider=provider,
