@@ -273,3 +273,20 @@ async def test_peers_leave_mid_stream_ends_cleanly_with_error(tmp_path: Path, se
         assert errors and "no connected peer" in errors[-1]["error"]
     finally:
         await running.stop()
+
+
+async def test_peers_and_piece_map(server: RunningServer, make_file, make_swarm) -> None:
+    src = make_file("map.mp4", 40 * PIECE, seed=12)
+    swarm = make_swarm([src], upload_rate=2_000_000)
+    url = f"{server.url}/api/stream?{q(magnet=swarm.magnet)}"
+    pending = asyncio.ensure_future(fetch(url, headers={"Range": f"bytes={20 * PIECE}-"}))
+    await _wait_for(lambda: any(r.bytes_read for r in server.kit.readers()), 10)
+    peers = json.loads((await fetch(f"{server.url}/api/peers?{q(magnet=swarm.infohash)}")).body)["peers"]
+    assert any(p["address"].endswith(f":{swarm.port}") for p in peers)
+    m = json.loads((await fetch(f"{server.url}/api/pieces?{q(magnet=swarm.infohash)}")).body)
+    assert m["count"] == 40 and len(m["pieces"]) == 40 and set(m["pieces"]) <= set("hdr.")
+    assert m["pieces"][20] == "h" and "h" in m["pieces"]
+    assert m["readers"] and m["readers"][0]["position"] >= 20 * PIECE
+    assert (await fetch(f"{server.url}/api/pieces?{q(magnet='9' * 40)}")).code == 404
+    r = await asyncio.wait_for(pending, 60)
+    assert r.code == 206 and r.body == src.read_bytes()[20 * PIECE:]

@@ -429,6 +429,43 @@ class Torrent:
             })
         return out
 
+    def downloading_pieces(self) -> set[int]:
+        """Pieces with blocks requested from peers right now."""
+        try:
+            queue = self.handle.get_download_queue()
+        except RuntimeError:
+            return set()
+        out = set()
+        for entry in queue:
+            piece = entry["piece_index"] if isinstance(entry, dict) else entry.piece_index
+            out.add(int(piece))
+        return out
+
+    def piece_map(self, f: FileEntry) -> dict[str, Any]:
+        """One character per piece of ``f``: ``h`` have, ``d`` has a reader's
+        deadline, ``r`` requested from a peer, ``.`` missing."""
+        pieces = self.file_pieces(f)
+        downloading = self.downloading_pieces()
+        claimed = self._deadlines
+        chars = []
+        for p in pieces:
+            if self.have[p]:
+                chars.append("h")
+            elif p in claimed:
+                chars.append("d")
+            elif p in downloading:
+                chars.append("r")
+            else:
+                chars.append(".")
+        return {
+            "file_index": f.index,
+            "first_piece": pieces.start if len(pieces) else 0,
+            "piece_length": self.piece_length,
+            "pieces": "".join(chars),
+            "have": chars.count("h"),
+            "count": len(chars),
+        }
+
     def summary(self) -> dict[str, Any]:
         return {
             "infohash": self.infohash,

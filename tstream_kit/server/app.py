@@ -18,7 +18,10 @@ import tornado.web
 
 from ..config import Settings
 from ..kit import Kit
-from .handlers.api import HealthHandler, InfoHandler, StreamsHandler, TorrentHandler, TorrentsHandler
+from .handlers.api import (
+    HealthHandler, InfoHandler, PeersHandler, PiecesHandler, StreamsHandler, TorrentHandler,
+    TorrentsHandler,
+)
 from .handlers.base import ApiError, BaseHandler
 from .handlers.history import (HistoryHandler, PopularHandler, ResumeHandler, SessionHandler,
                                current_session)
@@ -60,6 +63,8 @@ def routes(kit: Kit, prefix: str = "") -> list[tuple[str, type, dict[str, Any]]]
         (r"/api/streams", StreamsHandler), (r"/streams", StreamsHandler),
         (r"/api/torrent", TorrentHandler), (r"/torrent", TorrentHandler),
         (r"/api/torrents", TorrentsHandler),
+        (r"/api/peers", PeersHandler),
+        (r"/api/pieces", PiecesHandler),
         (r"/api/search", SearchHandler), (r"/api/torrents/search", SearchHandler),
         (r"/api/session", SessionHandler),
         (r"/api/history", HistoryHandler), (r"/history", HistoryHandler),

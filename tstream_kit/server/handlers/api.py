@@ -50,3 +50,27 @@ class TorrentsHandler(BaseHandler):
 class HealthHandler(BaseHandler):
     async def get(self) -> None:
         self.write_json(self.kit.health())
+
+
+class PeersHandler(BaseHandler):
+    """GET /api/peers?magnet=: the torrent's connected peers."""
+
+    async def get(self) -> None:
+        torrent = self.kit.torrent_for_existing(self.magnet_arg())
+        self.write_json({"infohash": torrent.infohash, "peers": torrent.peers()})
+
+
+class PiecesHandler(BaseHandler):
+    """GET /api/pieces?magnet=&file_index=: the file's piece map and the
+    read heads of its streams."""
+
+    async def get(self) -> None:
+        torrent = self.kit.torrent_for_existing(self.magnet_arg())
+        if not torrent.has_metadata:
+            self.write_json({"infohash": torrent.infohash, "pieces": "", "count": 0, "readers": []})
+            return
+        f = self.kit.pick_file(torrent, self.arg_int("file_index", minimum=0))
+        out = torrent.piece_map(f)
+        out["infohash"] = torrent.infohash
+        out["readers"] = [r.snapshot() for r in torrent.readers if r.file.index == f.index]
+        self.write_json(out)
