@@ -141,13 +141,13 @@ def sessions_new_returning(store: HistoryStore, days: int = 30, now: datetime | 
         "firsts AS (SELECT session_id, (min(watched_at) AT TIME ZONE 'UTC')::date AS first_day "
         "  FROM watched_torrents WHERE session_id IN (SELECT session_id FROM daily) GROUP BY session_id) "
         "SELECT d.day, count(*) FILTER (WHERE f.first_day = d.day) AS new, "
-        "count(*) FILTER (WHERE f.first_day < d.day) AS returning "
+        "count(*) FILTER (WHERE f.first_day < d.day) AS \"returning\" "
         "FROM daily d JOIN firsts f USING (session_id) GROUP BY d.day ORDER BY d.day",
         "WITH daily AS (SELECT DISTINCT date(watched_at / 1000000, 'unixepoch') AS day, session_id "
         "  FROM watched_torrents WHERE watched_at >= :cutoff), "
         "firsts AS (SELECT session_id, date(min(watched_at) / 1000000, 'unixepoch') AS first_day "
         "  FROM watched_torrents WHERE session_id IN (SELECT session_id FROM daily) GROUP BY session_id) "
-        "SELECT d.day, sum(f.first_day = d.day) AS new, sum(f.first_day < d.day) AS returning "
+        "SELECT d.day, sum(f.first_day = d.day) AS new, sum(f.first_day < d.day) AS \"returning\" "
         "FROM daily d JOIN firsts f USING (session_id) GROUP BY d.day ORDER BY d.day"),
         _params(store, cutoff))
     got = pd.DataFrame(rows, columns=names)
