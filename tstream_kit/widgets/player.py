@@ -69,8 +69,8 @@ class Player(anywidget.AnyWidget):
         self._switching = False
         self._refresher = Refresher(self._tick, interval, on_error=self._tick_failed)
         self.observe(self._file_picked, names="file_index")
-        self.observe(self._position_changed, names="position")
-        self.observe(self._state_changed, names="state")
+        self.observe(self._on_position, names="position")
+        self.observe(self._on_state, names="state")
         if magnet:
             self.play(magnet, file_index)
 
@@ -190,11 +190,11 @@ class Player(anywidget.AnyWidget):
                 f"{format_rate(self.download_rate)} · {100 * self.have_fraction:.0f}% downloaded")
 
     # ---------------------------------------------------------- history
-    def _position_changed(self, change: dict[str, Any]) -> None:
+    def _on_position(self, change: dict[str, Any]) -> None:
         if time.monotonic() - self._last_report >= self.report_interval and self.state == "playing":
             self._report_soon()
 
-    def _state_changed(self, change: dict[str, Any]) -> None:
+    def _on_state(self, change: dict[str, Any]) -> None:
         if change["new"] in ("paused", "ended"):
             self._report_soon()
 
