@@ -82,10 +82,38 @@ class Settings:
     public_rate_limit: float = 2.0
     #: a folder of .torrent files the local catalogue includes
     catalog_dir: str = ""
+    # --- deployment and operations (README "Deployment"; checked in ops/settings.py) ---
+    #: API token: when set, every request needs it (header, cookie); required to
+    #: bind an address other than loopback (the Jupyter mount uses Jupyter's auth)
+    api_token: str = ""
+    #: most torrents in the engine at once; adding one more answers 503 (0 = no limit)
+    max_torrents: int = 32
+    #: most concurrent streams (open readers); one more answers 503 (0 = no limit)
+    max_streams: int = 64
+    #: bytes the downloads may use (``50G``, ``500M``; 0 = no quota): beyond it,
+    #: torrents nobody streams are removed with their files, least recently watched first
+    disk_quota: int = 0
+    #: largest request body (a .torrent upload to POST /api/torrents): 413 beyond
+    max_upload_size: int = 10 * 1024 * 1024
+    #: API requests per minute per client (0 = no limit): 429 with Retry-After beyond;
+    #: Range requests of a stream the client is already playing are not counted
+    rate_limit: int = 600
+    #: take the client address from X-Forwarded-For / X-Real-IP (only behind a reverse proxy)
+    trust_proxy: bool = False
+    #: log lines: ``text`` or ``json`` (one object per line); level: debug, info, warning, error
+    log_format: str = "text"
+    log_level: str = "info"
+    #: seconds shutdown waits for libtorrent's resume data before it gives up
+    shutdown_timeout: float = 10.0
+    #: seconds an idle keep-alive connection stays open; seconds a request body may take
+    http_idle_timeout: float = 120.0
+    http_body_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
-        env = os.environ if env is None else env
+        if env is None:   # the process environment over an optional .env file
+            from .ops.settings import environ_with_dotenv
+            env = environ_with_dotenv()
         values: dict[str, Any] = {}
         problems: list[str] = []
         for f in fields(cls):
@@ -122,6 +150,8 @@ class Settings:
             out.append("TSTREAM_METADATA_TIMEOUT must be > 0 seconds")
         if self.piece_timeout <= 0:
             out.append("TSTREAM_PIECE_TIMEOUT must be > 0 seconds")
+        from .ops.settings import ops_problems
+        out += ops_problems(self)
         from .search.settings import search_problems
         out += search_problems(self)
         return out
@@ -144,12 +174,16 @@ class Settings:
         out["torznab"] = redact_torznab(self.torznab)
         out["database_url"] = re.sub(r"(password=)[^&\s]*", r"\1***", redact_url(self.database_url))
         out["secret"] = "***" if self.secret else ""
+        out["api_token"] = "***" if self.api_token else ""
         return out
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:
     if name == "data_dir":
         return Path(os.path.expanduser(str(raw)))
+    if name in ("disk_quota", "max_upload_size"):
+        from .ops.settings import parse_size
+        return parse_size(raw)
     if name == "allowed_hosts":
         if isinstance(raw, (list, tuple)):
             return tuple(raw)

@@ -1,0 +1,2 @@
+"""Deployment and operations: settings checks, start-up preflight, limits,
+structured logs, resume data, backups (README "Deployment")."""
