@@ -108,6 +108,15 @@ class Settings:
     #: seconds an idle keep-alive connection stays open; seconds a request body may take
     http_idle_timeout: float = 120.0
     http_body_timeout: float = 60.0
+    # --- media (README "Media"; checked in transcode/settings.py) ---
+    #: most ffmpeg remux/transcode processes at once; one more answers 503
+    transcode_limit: int = 2
+    #: libx264 preset for re-encoded video (ultrafast ... medium): speed against size
+    transcode_preset: str = "veryfast"
+    #: re-encoded video is scaled down to at most this many lines (0 = keep)
+    transcode_max_height: int = 1080
+    #: seconds a probe (ffmpeg -i on the file's index pieces) may take
+    probe_timeout: float = 20.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -154,6 +163,8 @@ class Settings:
         out += ops_problems(self)
         from .search.settings import search_problems
         out += search_problems(self)
+        from .transcode.settings import media_problems
+        out += media_problems(self)
         return out
 
     def replace(self, **kw: Any) -> "Settings":
