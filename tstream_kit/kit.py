@@ -38,6 +38,7 @@ class Kit:
             listen_interfaces=settings.bt_listen,
             dht=settings.dht, lsd=settings.lsd, port_mapping=settings.port_mapping,
             utp=settings.utp,
+            shutdown_timeout=settings.shutdown_timeout,   # resume data at stop
         ))
         self.started = False
         self._stream_errors: deque[dict[str, Any]] = deque(maxlen=50)

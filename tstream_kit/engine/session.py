@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from ..magnets import MagnetError, Magnet, parse_magnet
 from .lt import lt, torrent_info_from_bytes
+from .resume import ResumeFiles
 from .torrent import Torrent, infohash_key
 
 log = logging.getLogger("tstream.engine")
@@ -54,6 +55,10 @@ class EngineConfig:
     utp: bool = True
     #: seconds between status snapshots (``post_torrent_updates``)
     status_interval: float = 1.0
+    #: keep resume data in ``<data_dir>/resume`` (saved at stop, re-added at start)
+    resume: bool = True
+    #: seconds ``stop()`` waits for the resume data of every torrent
+    shutdown_timeout: float = 10.0
     extra_settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -153,9 +158,14 @@ class Engine:
             "file_error_alert": self._on_torrent_error,
             "alerts_dropped_alert": self._on_alerts_dropped,
             "performance_alert": self._on_performance,
+            # resume data (deployment): see save_all_resume_data
+            "save_resume_data_alert": self._on_save_resume_data,
+            "save_resume_data_failed_alert": self._on_save_resume_failed,
         }
         self.started_at = time.time()
         self.alerts_seen = 0
+        self.resume = ResumeFiles(Path(config.data_dir) / "resume")
+        self._resume_waiters: dict[str, list[asyncio.Future]] = {}
 
     # ------------------------------------------------------------------ life
     async def start(self) -> None:
@@ -174,12 +184,20 @@ class Engine:
         self._status_task = asyncio.ensure_future(self._status_ticker())
         # alerts posted before the fd was set would never wake us
         self._drain_alerts()
+        if self.config.resume:
+            self.load_resume_data()
 
     async def stop(self) -> None:
         if self._ses is None:
             return
         if self._status_task:
             self._status_task.cancel()
+        if self.config.resume and self._torrents:
+            # graceful shutdown: stop transfers, then write every torrent's
+            # resume data so the next start resumes instead of downloading
+            self._ses.pause()
+            saved = await self.save_all_resume_data(self.config.shutdown_timeout)
+            log.info("saved resume data of %d/%d torrents", saved, len(self._torrents))
         for t in list(self._torrents.values()):
             t.close(EngineError("engine stopped"))
         if self._loop and self._rsock:
@@ -282,6 +300,7 @@ class Engine:
         if torrent is None:
             return False
         torrent.close(EngineError("torrent removed"))
+        self.resume.delete(torrent.infohash)   # a removed torrent stays removed after a restart
         flags = lt.session.delete_files if delete_files else 0
         try:
             self.session.remove_torrent(torrent.handle, flags)
@@ -385,6 +404,90 @@ class Engine:
 
     def _on_alerts_dropped(self, a: Any) -> None:
         log.warning("libtorrent dropped alerts: the queue is too small for this load")
+
+    # ------------------------------------------------------------ resume data
+    # Added for deployment (issue 8): a restart resumes every torrent from its
+    # files instead of downloading it again. Piece scheduling and readers are
+    # untouched: a resumed torrent is added through _add like any other.
+    def load_resume_data(self) -> int:
+        """Re-add every torrent saved in ``<data_dir>/resume``; returns how many."""
+        added = 0
+        for key, buf in self.resume.items():
+            if key in self._torrents:
+                continue
+            try:
+                params = lt.read_resume_data(buf)
+            except Exception as exc:  # a truncated or foreign file: keep it aside
+                log.warning("resume data of %s is invalid (%s); moved to .bad", key, exc)
+                path = self.resume.path(key)
+                path.replace(path.with_suffix(".bad"))
+                continue
+            ti = params.ti
+            name = params.name or (ti.name() if ti is not None and ti.is_valid() else None)
+            try:
+                self._add(params, key, name, ())
+            except EngineError as exc:
+                log.warning("could not resume %s: %s", key, exc)
+                continue
+            added += 1
+        if added:
+            log.info("resumed %d torrents from %s", added, self.resume.dir)
+        return added
+
+    async def save_all_resume_data(self, timeout: float, *, only_if_modified: bool = False) -> int:
+        """Write the resume data of every torrent (of those changed since the
+        last save with ``only_if_modified``); waits at most ``timeout`` seconds
+        for libtorrent's alerts. Returns the number of files written."""
+        if self._ses is None:
+            return 0
+        flags = lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
+        loop = asyncio.get_running_loop()
+        waiting: list[asyncio.Future] = []
+        for key, t in list(self._torrents.items()):
+            try:
+                if only_if_modified and not t.handle.need_save_resume_data():
+                    continue
+                t.handle.save_resume_data(flags)
+            except RuntimeError:   # handle gone
+                continue
+            fut = loop.create_future()
+            self._resume_waiters.setdefault(key, []).append(fut)
+            waiting.append(fut)
+        if not waiting:
+            return 0
+        done, pending = await asyncio.wait(waiting, timeout=timeout)
+        if pending:
+            log.warning("resume data of %d torrents not saved within %g s", len(pending), timeout)
+            for fut in pending:
+                fut.cancel()
+        for key in list(self._resume_waiters):
+            self._resume_waiters[key] = [f for f in self._resume_waiters[key] if not f.done()]
+            if not self._resume_waiters[key]:
+                del self._resume_waiters[key]
+        return sum(1 for f in done if f.result())
+
+    def _resolve_resume(self, key: str | None, ok: bool) -> None:
+        for fut in self._resume_waiters.pop(key or "", []):
+            if not fut.done():
+                fut.set_result(ok)
+
+    def _on_save_resume_data(self, a: Any) -> None:
+        t = self._torrent_of(a)
+        if t is None or t.closed:   # removed meanwhile: do not bring it back
+            return
+        try:
+            self.resume.write(t.infohash, bytes(lt.write_resume_data_buf(a.params)))
+            ok = True
+        except OSError as exc:
+            log.error("cannot write resume data of %s: %s", t.infohash, exc)
+            ok = False
+        self._resolve_resume(t.infohash, ok)
+
+    def _on_save_resume_failed(self, a: Any) -> None:
+        t = self._torrent_of(a)
+        if t is not None:
+            log.debug("no resume data for %s: %s", t.infohash, a.message())
+            self._resolve_resume(t.infohash, False)
 
     def _on_performance(self, a: Any) -> None:
         log.info("libtorrent: %s", a.message())
