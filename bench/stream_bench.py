@@ -918,10 +918,12 @@ def render_table(result: dict[str, Any]) -> str:
     ]
     if "seek_limited.seek_ms" in f:
         notes.append(
-            f"seek: after the first byte at 0 (request then dropped); with the seeder limited to "
-            f"{f['seek_limited.seek_ms']['upload_rate'] / MB:g} MB/s the 1 MiB alone takes >= "
-            f"{f['seek_limited.seek_ms']['bandwidth_floor_ms']:.0f} ms; 'unseen' = no byte of the "
-            "1 MiB on the server's disk at request time (SEEK_DATA).")
+            f"seek: after the first byte at 0 (request then dropped); seeder limited to "
+            f"{f['seek_limited.seek_ms']['upload_rate'] / MB:g} MB/s (1 MiB = "
+            f"{f['seek_limited.seek_ms']['bandwidth_floor_ms']:.0f} ms at that rate, but "
+            "libtorrent's limiter banks up to 3 s of unused quota, so a client that did not draw "
+            "the full rate gets a burst); 'unseen' = no byte of the 1 MiB in the streamer's file "
+            "at request time (SEEK_DATA; blocks still in its memory are not seen).")
     notes.append(
         "lt = fresh default libtorrent session (bench.baselines, TCP) on the same seeder; "
         "nginx serves the same file from page cache. Memory in MiB.")
