@@ -16,6 +16,7 @@ from .magnets import MagnetError, normalise_infohash
 from .media import FileEntry
 from .store.history.service import HistoryService
 from .search.kitpart import SearchKit
+from .transcode.kitpart import MediaKit
 
 log = logging.getLogger("tstream.kit")
 
@@ -46,6 +47,8 @@ class Kit:
         self.history = HistoryService(settings.database_url, settings.data_dir, settings.secret)
         #: search: providers, cache (Redis or in-process), catalogue, metadata cache
         self.search = SearchKit(settings)
+        #: media: probes, ffmpeg remux/transcode jobs, subtitles (issue 7)
+        self.media = MediaKit(self)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -55,6 +58,7 @@ class Kit:
         self.started = True
 
     async def stop(self) -> None:
+        await self.media.stop()   # ffmpeg children first: they read through the engine
         await self.history.stop()
         await self.search.stop()
         await self.engine.stop()

@@ -25,6 +25,8 @@ from .handlers.api import (
 from .handlers.base import ApiError, BaseHandler
 from .handlers.history import (HistoryHandler, PopularHandler, ResumeHandler, SessionHandler,
                                current_session)
+from .handlers.media import (DownloadHandler, MediaHandler, MediaScriptHandler, SubtitlesHandler,
+                             TranscodeHandler, TranscodesHandler)
 from .handlers.search import SearchHandler
 from .handlers.stream import StreamHandler
 
@@ -71,6 +73,12 @@ def routes(kit: Kit, prefix: str = "") -> list[tuple[str, type, dict[str, Any]]]
         (r"/api/resume", ResumeHandler),
         (r"/api/popular", PopularHandler), (r"/popular", PopularHandler),
         (r"/api/health", HealthHandler), (r"/health", HealthHandler),
+        # media (issue 7): probe, fMP4 remux/transcode, subtitles, download, player script
+        (r"/api/media", MediaHandler),
+        (r"/api/transcode", TranscodeHandler), (r"/api/transcodes", TranscodesHandler),
+        (r"/api/subtitles", SubtitlesHandler),
+        (r"/api/download", DownloadHandler),
+        (r"/media.js", MediaScriptHandler),
     ]
     return [(p + path, cls, kw) for path, cls in table]
 

@@ -26,7 +26,10 @@ def torrent_info(torrent: Torrent) -> dict[str, Any]:
 class InfoHandler(BaseHandler):
     async def get(self) -> None:
         torrent = await self.kit.torrent_with_metadata(self.magnet_arg())
-        self.write_json(torrent_info(torrent))
+        out = torrent_info(torrent)
+        from .media import add_media_info   # probes, subtitles (issue 7)
+        await add_media_info(self, torrent, out)
+        self.write_json(out)
 
 
 class StreamsHandler(BaseHandler):
@@ -45,6 +48,11 @@ class TorrentHandler(BaseHandler):
 class TorrentsHandler(BaseHandler):
     async def get(self) -> None:
         self.write_json({"torrents": [t.summary() for t in self.kit.engine.torrents()]})
+
+    async def post(self) -> None:
+        """Add a .torrent upload (issue 7; see handlers/media.py)."""
+        from .media import upload_torrent
+        await upload_torrent(self)
 
 
 class HealthHandler(BaseHandler):

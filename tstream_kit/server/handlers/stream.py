@@ -27,6 +27,8 @@ MAX_CHUNK = 4 * 1024 * 1024
 
 class StreamHandler(BaseHandler):
     _reader: FileReader | None = None
+    #: Content-Disposition: attachment (``/api/download``, or ``?download=1``)
+    force_download = False
 
     async def head(self) -> None:
         await self._serve(send_body=False)
@@ -62,8 +64,9 @@ class StreamHandler(BaseHandler):
             self.set_header(name, value)
         self.set_header("Content-Type", f.mime)
         name = f.path.rsplit("/", 1)[-1]
+        disposition = "attachment" if (self.force_download or self.arg_bool("download")) else "inline"
         self.set_header("Content-Disposition",
-                        "inline; filename*=UTF-8''" + urllib.parse.quote(name, safe=""))
+                        disposition + "; filename*=UTF-8''" + urllib.parse.quote(name, safe=""))
         if not send_body or not plan.ranges:
             self.finish()
             return
