@@ -459,6 +459,8 @@ class Torrent:
                 chars.append(".")
         return {
             "file_index": f.index,
+            "file_offset": f.offset,      # where the file starts in the torrent
+            "file_size": f.size,
             "first_piece": pieces.start if len(pieces) else 0,
             "piece_length": self.piece_length,
             "pieces": "".join(chars),
