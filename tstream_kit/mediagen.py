@@ -394,3 +394,66 @@ def make_subtitle_srt(
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text("\n".join(blocks), encoding="utf-8")
     return p
+
+
+# --- clips in other codecs and containers (issue 7: media browsers cannot play) --------------
+def make_clip(
+    path: Union[str, os.PathLike, None] = None,
+    *,
+    seconds: float,
+    video: str = "h264",
+    audio: str = "aac",
+    container: str = "mp4",
+    subtitles: Sequence[tuple[float, float, str]] = (),
+    subtitle_language: str = "eng",
+    width: int = 640,
+    height: int = 360,
+    fps: int = 25,
+    video_bitrate: str = "1M",
+    cache_dir: Union[str, os.PathLike, None] = None,
+) -> Path:
+    """A test-pattern clip with ``video`` in ``h264``/``hevc``, ``audio`` in ``aac``/``ac3``/
+    ``flac``/``opus``, in ``mp4`` or ``mkv``; ``subtitles`` (start, end, text) become a SubRip
+    track (MKV only). A key frame every second. Cached like :func:`make_mp4`."""
+    vcodec = {"h264": ["libx264", "-profile:v", "high", "-x264-params", "cabac=1:8x8dct=1"],
+              "hevc": ["libx265", "-tag:v", "hvc1", "-x265-params", "log-level=error"]}[video]
+    acodec = {"aac": ["aac", "-b:a", "128k"], "ac3": ["ac3", "-b:a", "192k"],
+              "flac": ["flac"], "opus": ["libopus", "-b:a", "96k"]}[audio]
+    if container not in ("mp4", "mkv"):
+        raise ValueError("container must be mp4 or mkv")
+    if subtitles and container != "mkv":
+        raise ValueError("subtitle tracks: use container='mkv'")
+    params = dict(kind="clip", v=2, seconds=round(float(seconds), 3), video=video, audio=audio,
+                  container=container, subs=[list(s) for s in subtitles], lang=subtitle_language,
+                  width=width, height=height, fps=fps, br=str(video_bitrate))
+    cdir = Path(cache_dir) if cache_dir is not None else cache_dir_default()
+    cdir.mkdir(parents=True, exist_ok=True)
+    cached = cdir / f"tstream-clip-{video}-{audio}-{params['seconds']:g}s-{_cache_key(params)}.{container}"
+    if not cached.exists():
+        vbps = _bitrate_bps(video_bitrate)
+        with tempfile.TemporaryDirectory(prefix=".gen-", dir=cdir) as tmpdir:
+            out = Path(tmpdir) / f"out.{container}"
+            cmd = [
+                ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+                "-f", "lavfi", "-i",
+                f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds:.3f},"
+                f"noise=alls={_NOISE_STRENGTH}:allf=t+u:all_seed=7",
+                "-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=48000:duration={seconds:.3f}",
+            ]
+            if subtitles:
+                srt = make_subtitle_srt(Path(tmpdir) / "subs.srt", subtitles)
+                cmd += ["-i", str(srt)]
+            cmd += ["-map", "0:v:0", "-map", "1:a:0"]
+            if subtitles:
+                cmd += ["-map", "2:s:0", "-c:s", "srt", "-metadata:s:s:0", f"language={subtitle_language}"]
+            cmd += ["-c:v", *vcodec, "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                    "-b:v", str(int(vbps)), "-g", str(fps), "-keyint_min", str(fps),
+                    "-c:a", *acodec, "-ac", "2", "-map_metadata", "-1"]   # no -shortest: subtitles end early
+            if container == "mp4":
+                cmd += ["-movflags", "+faststart", "-f", "mp4"]
+            else:
+                cmd += ["-f", "matroska"]
+            cmd.append(str(out))
+            _run(cmd, timeout=_ENCODE_TIMEOUT_S, what=f"encoding {cached.name}")
+            os.replace(out, cached)
+    return _deliver(cached, path)

@@ -67,7 +67,7 @@ async def media_json(handler: BaseHandler, torrent: Any, f: Any) -> dict[str, An
     if "playback" in media and media["playback"]["mode"] != "direct":
         media["playback"]["mime"] = mse_type(media["playback"], media)
     media["file_index"] = f.index
-    media["subtitles"] = await handler.kit.media.subtitle_tracks(torrent, f)
+    media["subtitle_tracks"] = await handler.kit.media.subtitle_tracks(torrent, f)
     return media
 
 
@@ -88,7 +88,7 @@ async def add_media_info(handler: BaseHandler, torrent: Any, out: dict[str, Any]
         out["media"] = await media_json(handler, torrent, chosen)
         for entry in out.get("files", []):
             if entry["index"] == chosen.index:
-                entry["media"] = {k: v for k, v in out["media"].items() if k != "subtitles"}
+                entry["media"] = {k: v for k, v in out["media"].items() if k != "subtitle_tracks"}
     out["subtitles"] = await mk.subtitle_tracks(torrent, chosen)
 
 
@@ -121,7 +121,8 @@ class TranscodeHandler(BaseHandler):
                 force="transcode" if mode == "transcode" else None)
         except TranscodeBusy as exc:
             self.set_header("Retry-After", "5")
-            raise ApiError(503, str(exc)) from None
+            self.write_json({"error": str(exc)}, status=503)
+            return
         except ProbeError as exc:
             raise ApiError(422, f"{f.path}: {exc}") from None
         self._job = job
