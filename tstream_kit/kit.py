@@ -40,6 +40,7 @@ class Kit:
             dht=settings.dht, lsd=settings.lsd, port_mapping=settings.port_mapping,
             utp=settings.utp,
             shutdown_timeout=settings.shutdown_timeout,   # resume data at stop
+            max_torrents=settings.max_torrents,
         ))
         self.started = False
         self._stream_errors: deque[dict[str, Any]] = deque(maxlen=50)
@@ -49,18 +50,25 @@ class Kit:
         self.search = SearchKit(settings)
         #: media: probes, ffmpeg remux/transcode jobs, subtitles (issue 7)
         self.media = MediaKit(self)
+        #: deployment: per-client API rate limit, housekeeping (disk quota, resume data)
+        from .ops.housekeeping import Housekeeper
+        from .ops.limits import RateLimiter
+        self.limiter = RateLimiter(settings.rate_limit)
+        self.housekeeper = Housekeeper(self)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.engine.start()
         await self.history.start()
         await self.search.start()
+        self.housekeeper.start()
         self.started = True
 
     async def stop(self) -> None:
         await self.media.stop()   # ffmpeg children first: they read through the engine
         await self.history.stop()
         await self.search.stop()
+        await self.housekeeper.stop()
         await self.engine.stop()
         self.started = False
 
@@ -120,6 +128,8 @@ class Kit:
         return f
 
     def open_reader(self, torrent: Torrent, f: FileEntry, **label: Any) -> FileReader:
+        from .ops.limits import check_stream_slot   # TSTREAM_MAX_STREAMS: 503 beyond
+        check_stream_slot(self, torrent, f.index, label.get("client"))
         return FileReader(torrent, f, piece_timeout=self.settings.piece_timeout, label=label)
 
     # --------------------------------------------------------------- streams

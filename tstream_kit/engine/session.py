@@ -40,6 +40,10 @@ class EngineError(RuntimeError):
     """A libtorrent operation failed (bad torrent, storage error, ...)."""
 
 
+class TorrentLimitReached(EngineError):
+    """``EngineConfig.max_torrents`` torrents are in the engine already (HTTP 503)."""
+
+
 @dataclass
 class EngineConfig:
     data_dir: Path
@@ -59,6 +63,8 @@ class EngineConfig:
     resume: bool = True
     #: seconds ``stop()`` waits for the resume data of every torrent
     shutdown_timeout: float = 10.0
+    #: most torrents at once; adding one more raises TorrentLimitReached (0 = no limit)
+    max_torrents: int = 0
     extra_settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -274,6 +280,11 @@ class Engine:
 
     def _add(self, params: Any, key: str, name: str | None,
              peers: tuple[tuple[str, int], ...]) -> Torrent:
+        limit = self.config.max_torrents
+        if limit and len(self._torrents) >= limit:   # deployment limit (issue 8)
+            raise TorrentLimitReached(
+                f"{len(self._torrents)} torrents are open, the most this server allows "
+                "(TSTREAM_MAX_TORRENTS): remove one (DELETE /api/torrent) and try again")
         params.save_path = str(self.download_dir)
         # Sequential picking: a viewer reads in order, and on one slow peer
         # rarest-first fills the request pipeline with random pieces that

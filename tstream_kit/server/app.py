@@ -84,13 +84,9 @@ def routes(kit: Kit, prefix: str = "") -> list[tuple[str, type, dict[str, Any]]]
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
-    status = handler.get_status()
-    req = handler.request
-    ms = 1000.0 * req.request_time()
-    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
-    sent = handler._headers.get("Content-Length", "-")
-    log.log(level, "%d %s %s %s %.1fms bytes=%s", status, req.method, req.uri[:200],
-            req.remote_ip, ms, sent)
+    # one structured line per request: status, bytes sent, duration (ops/logs.py)
+    from ..ops.logs import log_request
+    log_request(handler, log)
 
 
 def make_app(kit: Kit, prefix: str = "") -> tornado.web.Application:
@@ -126,10 +122,20 @@ class RunningServer:
 
 
 async def start_server(settings: Settings, kit: Kit | None = None) -> RunningServer:
+    from ..config import ConfigError
+    from ..ops.access import access_problems
+    if access_problems(settings):   # a public address without a token: refuse to start
+        raise ConfigError(access_problems(settings))
     kit = kit or Kit(settings)
     await kit.start()
     app = make_app(kit)
-    server = tornado.httpserver.HTTPServer(app, idle_connection_timeout=120)
+    server = tornado.httpserver.HTTPServer(
+        app, idle_connection_timeout=settings.http_idle_timeout,
+        body_timeout=settings.http_body_timeout,
+        # bodies up to twice the limit are read and answered 413 with a message;
+        # larger ones are refused by Tornado before the body is read
+        max_body_size=2 * settings.max_upload_size,
+        xheaders=settings.trust_proxy)
     try:
         sockets = tornado.netutil.bind_sockets(settings.port, settings.host)
     except OSError as exc:

@@ -13,9 +13,13 @@ from typing import Any
 
 import tornado.web
 
+from ...engine.session import TorrentLimitReached
 from ...engine import EngineError, MetadataTimeout, PieceError, ReaderClosed, ReadTimeout
 from ...kit import FileNotInTorrent, Kit, UnknownTorrent
 from ...magnets import MagnetError
+from ...ops import access
+from ...ops.limits import LimitExceeded, is_active_stream_request
+from ...ops.settings import is_loopback_host
 
 log = logging.getLogger("tstream.http")
 
@@ -25,6 +29,8 @@ ERROR_STATUS: list[tuple[type[BaseException], int]] = [
     (UnknownTorrent, 404),
     (FileNotInTorrent, 404),
     (MetadataTimeout, 504),
+    (TorrentLimitReached, 503),
+    (LimitExceeded, 503),   # its own status (429 or 503) and Retry-After: see _handle_request_exception
     (ReadTimeout, 504),
     (ReaderClosed, 410),
     (PieceError, 502),
@@ -54,13 +60,56 @@ class BaseHandler(tornado.web.RequestHandler):
         super().set_default_headers()   # Jupyter's security headers, when mounted there
         self.set_header("X-Content-Type-Options", "nosniff")
         origin = getattr(self, "kit", None) and self.kit.settings.cors_origin
-        if origin:
-            self.set_header("Access-Control-Allow-Origin", origin)
-            self.set_header("Access-Control-Expose-Headers",
-                            "Content-Range, Content-Length, Accept-Ranges")
+        if origin:   # CORS headers only for the configured origin (ops/access.py)
+            for name, value in access.cors_headers(origin, self.request.headers.get("Origin")).items():
+                self.set_header(name, value)
+
+    #: bytes of body handed to the connection (the request log's ``bytes``)
+    bytes_sent = 0
+
+    def flush(self, include_footers: bool = False) -> Any:
+        self.bytes_sent += sum(len(c) for c in self._write_buffer)
+        return super().flush(include_footers)
+
+    async def options(self, *args: Any) -> None:
+        """CORS preflight: allowed methods and headers for the configured origin."""
+        if access.cors_headers(self.kit.settings.cors_origin, self.request.headers.get("Origin")):
+            for name, value in access.PREFLIGHT_HEADERS.items():
+                self.set_header(name, value)
+        self.set_status(204)
+        self.finish()
 
     def prepare(self) -> None:
         self._check_host()
+        self._check_limits_and_token()
+
+    def _check_limits_and_token(self) -> None:
+        """Deployment checks (ops/): body size, API token, per-client rate limit."""
+        s = self.kit.settings
+        if self.request.method == "OPTIONS":
+            return   # a CORS preflight carries no credentials
+        length = self.request.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > s.max_upload_size:
+            from ...ops.settings import format_size
+            raise ApiError(413, f"request body of {format_size(int(length))} is larger than "
+                           f"{format_size(s.max_upload_size)} (TSTREAM_MAX_UPLOAD_SIZE)")
+        if s.api_token:
+            given = access.request_token(self.request.headers, self.get_cookie(access.COOKIE))
+            if given is None and self.request.path == "/":   # the player page: set the cookie
+                given = self.get_query_argument("token", None)
+                if given and access.token_ok(s.api_token, given):
+                    self.set_cookie(access.COOKIE, given, httponly=True, samesite="Strict",
+                                    secure=self.request.protocol == "https")
+            if not access.token_ok(s.api_token, given):
+                self.set_header("WWW-Authenticate", 'Bearer realm="tstream"')
+                raise ApiError(401, "an API token is required: send `Authorization: Bearer TOKEN` "
+                               f"or `{access.HEADER}: TOKEN`, or open /?token=TOKEN once in a browser")
+        client = self.request.remote_ip or ""
+        if s.rate_limit and not is_loopback_host(client) and not is_active_stream_request(
+                self.kit, self.request.method or "", self.request.path, self.request.headers,
+                self.get_query_argument("magnet", None) or self.get_query_argument("infohash", None),
+                client):
+            self.kit.limiter.check(client)
 
     def _check_host(self) -> None:
         """Refuse Host names we do not serve: a web page that rebinds its
@@ -141,9 +190,18 @@ class BaseHandler(tornado.web.RequestHandler):
             log.error("%s %s: %s", self.request.method, self.request.uri, message)
         self.clear()
         self.set_status(status)
+        if status == 503:
+            self.set_header("Retry-After", "5")
         self.write_error(status, exc_info=(type(exc), ApiError(status, message), None))
 
     def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, LimitExceeded):
+            if not self._finished:
+                self.clear()
+                self.set_status(e.status)
+                self.set_header("Retry-After", str(int(e.retry_after)))
+                self.write_error(e.status, exc_info=(type(e), ApiError(e.status, str(e)), None))
+            return
         if isinstance(e, ApiError):
             if not self._finished:
                 self.clear()
