@@ -42,10 +42,11 @@ LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}   # kept on the error response (e.g. WWW-Authenticate)
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -59,8 +60,14 @@ class BaseHandler(tornado.web.RequestHandler):
     def set_default_headers(self) -> None:
         super().set_default_headers()   # Jupyter's security headers, when mounted there
         self.set_header("X-Content-Type-Options", "nosniff")
+        self._apply_cors()
+
+    def _apply_cors(self) -> None:
+        """CORS headers only for the configured origin (ops/access.py). Called
+        from set_default_headers (after clear() on errors) and prepare()
+        (the first call, in __init__, comes before initialize() sets the kit)."""
         origin = getattr(self, "kit", None) and self.kit.settings.cors_origin
-        if origin:   # CORS headers only for the configured origin (ops/access.py)
+        if origin:
             for name, value in access.cors_headers(origin, self.request.headers.get("Origin")).items():
                 self.set_header(name, value)
 
@@ -80,6 +87,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish()
 
     def prepare(self) -> None:
+        self._apply_cors()
         self._check_host()
         self._check_limits_and_token()
 
@@ -101,9 +109,9 @@ class BaseHandler(tornado.web.RequestHandler):
                     self.set_cookie(access.COOKIE, given, httponly=True, samesite="Strict",
                                     secure=self.request.protocol == "https")
             if not access.token_ok(s.api_token, given):
-                self.set_header("WWW-Authenticate", 'Bearer realm="tstream"')
                 raise ApiError(401, "an API token is required: send `Authorization: Bearer TOKEN` "
-                               f"or `{access.HEADER}: TOKEN`, or open /?token=TOKEN once in a browser")
+                               f"or `{access.HEADER}: TOKEN`, or open /?token=TOKEN once in a browser",
+                               {"WWW-Authenticate": 'Bearer realm="tstream"'})
         client = self.request.remote_ip or ""
         if s.rate_limit and not is_loopback_host(client) and not is_active_stream_request(
                 self.kit, self.request.method or "", self.request.path, self.request.headers,
@@ -206,6 +214,8 @@ class BaseHandler(tornado.web.RequestHandler):
             if not self._finished:
                 self.clear()
                 self.set_status(e.status)
+                for name, value in e.headers.items():
+                    self.set_header(name, value)
                 self.write_error(e.status, exc_info=(type(e), e, None))
             return
         if isinstance(e, tornado.web.HTTPError):
