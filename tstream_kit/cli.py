@@ -32,8 +32,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.offline:
         settings = settings.offline()
+    _preflight(settings, verbose=args.verbose)
     asyncio.run(serve(settings))
     return 0
+
+
+def _preflight(settings: Settings, verbose: bool = False) -> None:
+    """Logs as configured (TSTREAM_LOG_FORMAT/LEVEL), then every start-up
+    mistake at once (ops/preflight.py); warnings are logged, not fatal."""
+    from .ops.logs import setup_logging
+    from .ops.preflight import preflight
+    setup_logging(settings.log_format, "debug" if verbose else settings.log_level)
+    problems, warnings = preflight(settings)
+    for w in warnings:
+        logging.getLogger("tstream").warning("%s", w)
+    if problems:
+        if all(p.startswith("cannot listen on") for p in problems):
+            raise OSError("; ".join(problems))   # exit 1, as a bind failure always did
+        raise ConfigError(problems)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -111,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .store.history.cli import add_history_commands
     add_history_commands(sub)   # tstream history, tstream popular
+    from .ops.cli import add_ops_commands
+    add_ops_commands(sub)       # tstream backup, restore, health
     return ap
 
 
