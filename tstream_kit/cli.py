@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_history_commands(sub)   # tstream history, tstream popular
     from .ops.cli import add_ops_commands
     add_ops_commands(sub)       # tstream backup, restore, health
+    from .dashboard import add_dashboard_command
+    add_dashboard_command(sub)  # tstream dashboard (Voila)
     return ap
 
 
