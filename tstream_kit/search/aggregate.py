@@ -61,7 +61,7 @@ def merge_results(results: Sequence[Result]) -> list[Result]:
         for other in group[1:]:
             if other.size is not None and other.size_exact and not best.size_exact:
                 best.size, best.size_exact = other.size, True
-            for name in ("size", "published", "category", "url"):
+            for name in ("size", "published", "category", "url", "trusted", "remake"):
                 if getattr(best, name) in (None, "") and getattr(other, name) not in (None, ""):
                     setattr(best, name, getattr(other, name))
             for name in ("seeders", "leechers"):

@@ -54,6 +54,9 @@ class Result:
     providers: list[str] = field(default_factory=list)
     #: False when the size was read from a rounded text ("885.7 MiB")
     size_exact: bool = True
+    #: Nyaa's flags (``nyaa:trusted``, ``nyaa:remake``); None where the provider does not say
+    trusted: bool | None = None
+    remake: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

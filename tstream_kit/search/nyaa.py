@@ -1,7 +1,8 @@
 """Nyaa's RSS search (``/?page=rss&q=&c=&f=``), a public service: paced.
 
 Items carry ``nyaa:seeders``, ``nyaa:leechers``, ``nyaa:infoHash``,
-``nyaa:size`` ("1.2 GiB") and ``nyaa:category``; ``<link>`` is the .torrent
+``nyaa:size`` ("1.2 GiB"), ``nyaa:category`` and ``nyaa:trusted`` /
+``nyaa:remake`` (Yes/No: kept as ``Result.trusted`` / ``remake``); ``<link>`` is the .torrent
 download and ``<guid>`` the view page. Magnets are built from the infohash
 with Nyaa's own tracker.
 """
@@ -53,8 +54,15 @@ def parse_nyaa_feed(body: bytes, provider: str = "nyaa") -> list[Result]:
             published=rfc822_to_iso(el.findtext("pubDate")),
             category=(el.findtext(f"{NS}category") or "").strip() or None,
             url=guid if guid.startswith("http") else None,
+            trusted=_yes_no(el.findtext(f"{NS}trusted")),
+            remake=_yes_no(el.findtext(f"{NS}remake")),
         ))
     return out
+
+
+def _yes_no(text: str | None) -> bool | None:
+    value = (text or "").strip().lower()
+    return True if value == "yes" else False if value == "no" else None
 
 
 class NyaaProvider:
