@@ -117,6 +117,21 @@ class Settings:
     transcode_max_height: int = 1080
     #: seconds a probe (ffmpeg -i on the file's index pieces) may take
     probe_timeout: float = 20.0
+    # --- anime (README "Anime"; checked in anime/settings.py) ---
+    #: AniList's GraphQL endpoint (tests point it at a local server)
+    anilist_url: str = "https://graphql.anilist.co"
+    #: seconds one AniList request may take, retries and rate-limit waits included
+    anilist_timeout: float = 10.0
+    #: seconds AniList answers (search, trending, popular, details) stay in the cache
+    anime_cache_ttl: float = 3600.0
+    #: seconds a show that is still airing (and its episode torrents) stays in the tables
+    anime_airing_ttl: float = 3600.0
+    #: seconds a finished show (and its episode torrents) stays in the tables
+    anime_finished_ttl: float = 86400.0
+    #: where episode torrents are searched: nyaa and/or torznab (every TSTREAM_TORZNAB indexer)
+    anime_providers: str = "nyaa"
+    #: Torznab categories asked for anime (5070 = TV/Anime)
+    anime_torznab_categories: str = "5070"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -165,6 +180,8 @@ class Settings:
         out += search_problems(self)
         from .transcode.settings import media_problems
         out += media_problems(self)
+        from .anime.settings import anime_problems
+        out += anime_problems(self)
         return out
 
     def replace(self, **kw: Any) -> "Settings":
