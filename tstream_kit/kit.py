@@ -55,17 +55,22 @@ class Kit:
         from .ops.limits import RateLimiter
         self.limiter = RateLimiter(settings.rate_limit)
         self.housekeeper = Housekeeper(self)
+        #: anime (issue 10): AniList, episode torrents, the anime tables, "next episode"
+        from .anime.kitpart import make_anime
+        self.anime = make_anime(self)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.engine.start()
         await self.history.start()
         await self.search.start()
+        await self.anime.start()
         self.housekeeper.start()
         self.started = True
 
     async def stop(self) -> None:
         await self.media.stop()   # ffmpeg children first: they read through the engine
+        await self.anime.stop()
         await self.history.stop()
         await self.search.stop()
         await self.housekeeper.stop()
