@@ -27,6 +27,7 @@ from .handlers.history import (HistoryHandler, PopularHandler, ResumeHandler, Se
                                current_session)
 from .handlers.media import (DownloadHandler, MediaHandler, MediaScriptHandler, SubtitlesHandler,
                              TranscodeHandler, TranscodesHandler)
+from .handlers.anime import ANIME_ROUTES
 from .handlers.search import SearchHandler
 from .handlers.stream import StreamHandler
 
@@ -79,6 +80,8 @@ def routes(kit: Kit, prefix: str = "") -> list[tuple[str, type, dict[str, Any]]]
         (r"/api/subtitles", SubtitlesHandler),
         (r"/api/download", DownloadHandler),
         (r"/media.js", MediaScriptHandler),
+        # anime (issue 10): AniList catalogue, episode torrents, next episode
+        *ANIME_ROUTES,
     ]
     return [(p + path, cls, kw) for path, cls in table]
 
