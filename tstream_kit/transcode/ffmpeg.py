@@ -171,7 +171,10 @@ class FfmpegJob:
                     os.kill(proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                await asyncio.wait_for(proc.wait(), 5.0)
+                try:
+                    await asyncio.wait_for(proc.wait(), 5.0)
+                except asyncio.TimeoutError:
+                    log.error("ffmpeg %d did not exit 5 s after SIGKILL", proc.pid)
         if self._stderr_task is not None:
             try:
                 await asyncio.wait_for(self._stderr_task, 2.0)

@@ -80,7 +80,9 @@ class _SourceHandler(tornado.web.RequestHandler):
                 pos += len(chunk)
         except StreamClosedError:
             return
-        except (ReaderClosed, ReadTimeout, PieceError) as exc:
+        except ReaderClosed:
+            return   # ffmpeg closed the connection (it seeks by opening another)
+        except (ReadTimeout, PieceError) as exc:
             log.warning("media source %s#%d ended at %d: %s", infohash, index, pos, exc)
             self.request.connection.stream.close()
             return
