@@ -170,7 +170,10 @@ class AniListClient:
         return await self._page({"sort": ["POPULARITY_DESC"]}, page, per_page)
 
     async def details(self, anime_id: int) -> dict[str, Any]:
-        data = await self.query(MEDIA_QUERY, {"id": int(anime_id)})
+        try:
+            data = await self.query(MEDIA_QUERY, {"id": int(anime_id)})
+        except AniListNotFound:
+            raise AniListNotFound(f"no anime with AniList id {anime_id}") from None
         media = data.get("Media")
         if media is None:
             raise AniListNotFound(f"no anime with AniList id {anime_id}")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ..search.aggregate import SearchService, merge_results
 from ..search.base import Result
+from ..search.query import normalise_query
 from ..store.history import StoreUnavailable
 from .anilist import AniListClient, AniListError
 from .episodes import (aired_episodes, best_torrent, by_quality, episode_rows, map_batch_files, search_queries,
@@ -130,12 +131,16 @@ class AnimeService:
         return {**show, "cached": False, "expires_at": _iso(expires)}
 
     # --------------------------------------------------------------- torrents
-    async def _find(self, show: dict[str, Any]) -> tuple[list[Result], dict[str, Any], bool]:
-        """Ask every anime provider for every title; (results, reports, any ok)."""
+    async def _find(self, show: dict[str, Any], fresh: bool = False) -> tuple[list[Result], dict[str, Any], bool]:
+        """Ask every anime provider for every title; (results, reports, any ok).
+        ``fresh``: past the search cache too (an explicit refresh)."""
         found: list[Result] = []
         reports: dict[str, Any] = {}
         ok = False
         for q in search_queries(show):
+            if fresh:
+                for name in self.search.names:
+                    await self.search.cache.delete(self.search.cache_key(name, normalise_query(q)))
             answer = await self.search.search(q, limit=500)
             for name, rep in answer["providers"].items():
                 reports.setdefault(name, []).append({"query": q, **rep})
@@ -154,7 +159,7 @@ class AnimeService:
                     and cached.torrents_expires_at > now and not refresh):
                 rows = await self._db(self.store.torrents, anime_id) or []
                 return show, rows, {"cached": True, "expires_at": _iso(cached.torrents_expires_at)}
-            results, reports, ok = await self._find(show)
+            results, reports, ok = await self._find(show, fresh=refresh)
             if not ok and cached is not None and cached.torrents_fetched_at is not None:
                 rows = await self._db(self.store.torrents, anime_id) or []
                 return show, rows, {"cached": True, "stale": True, "providers": reports,
