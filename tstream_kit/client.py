@@ -274,6 +274,34 @@ class Client:
         """Torrents by watch count over the last ``days``."""
         return self._get("/api/popular", {"days": days, "limit": limit})["torrents"]
 
+    # ---------------------------------------------------------------- anime
+    def anime_search(self, query: str, *, page: int | None = None, per_page: int | None = None) -> dict[str, Any]:
+        """AniList shows matching ``query``: ``{"results": [...], "has_next_page", ...}``."""
+        return self._get("/api/anime/search", {"query": query, "page": page, "per_page": per_page})
+
+    def anime_trending(self, *, per_page: int | None = None) -> dict[str, Any]:
+        return self._get("/api/anime/trending", {"per_page": per_page})
+
+    def anime_popular(self, *, per_page: int | None = None) -> dict[str, Any]:
+        return self._get("/api/anime/popular", {"per_page": per_page})
+
+    def anime(self, anime_id: int) -> dict[str, Any]:
+        """One show's details (titles, synonyms, episodes, status, season, genres, score, cover, next airing)."""
+        return self._get(f"/api/anime/{int(anime_id)}")
+
+    def anime_episodes(self, anime_id: int, *, refresh: bool = False) -> dict[str, Any]:
+        """Every episode with availability, qualities and the best torrent."""
+        return self._get(f"/api/anime/{int(anime_id)}/episodes", {"refresh": 1 if refresh else None})
+
+    def anime_torrents(self, anime_id: int, episode: int, *, resolve: bool = False) -> dict[str, Any]:
+        """An episode's torrents by quality; ``resolve`` finds a batch's file from the swarm if needed."""
+        return self._get(f"/api/anime/{int(anime_id)}/torrents",
+                         {"episode": int(episode), "resolve": 1 if resolve else None})
+
+    def anime_next(self, anime_id: int) -> dict[str, Any]:
+        """Where this session stopped in the show and the torrent to play next."""
+        return self._get(f"/api/anime/{int(anime_id)}/next", session=True)
+
 
 # ------------------------------------------------------------------ discovery
 def _kernel_id() -> str | None:
