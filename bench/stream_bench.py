@@ -38,7 +38,7 @@ process (``python -m tstream_kit.cli serve --offline --port 0 --data-dir DIR``).
 Run from the repository root::
 
     bash scripts/tstream.sh bench                           # = the next line, after set-up
-    /work/venv/bin/python bench/stream_bench.py             # 120 MB + 1 GB, 5 runs, ~5 min
+    /work/venv/bin/python bench/stream_bench.py             # 120 MB + 1 GB, 9 runs, ~4 min
     /work/venv/bin/python bench/stream_bench.py --quick     # small files, 2 runs (the test)
 
 The table goes to stdout; the raw runs and summaries to bench/results/stream_bench-<time>.json.
@@ -1144,7 +1144,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     help="size of the second file (memory vs file size; default ~1 GB)")
     ap.add_argument("--browser-mb", type=float,
                     help="size of the moov-at-end MP4 for the browser figure (default: --mb)")
-    ap.add_argument("--runs", type=int, default=5, help="runs per figure (median reported)")
+    ap.add_argument("--runs", type=int, default=9,
+                    help="runs per figure (median reported; 9: seeks spread 15-100 ms here)")
     ap.add_argument("--seek-rate", type=int, default=32_000_000,
                     help="upload limit of the seek run's seeder, bytes/s (default 32 MB/s)")
     ap.add_argument("--streams", type=int, default=10,
