@@ -84,6 +84,9 @@ class WatchApp(w.VBox):
             '<div class="tsd-placeholder"><b>Nothing playing.</b><br>Search above and press '
             '<i>Watch</i>, or pick something from <i>Continue watching</i> or <i>Popular</i>.</div>')
         self.stage = w.VBox([self.placeholder])
+        # anime (issue 10): AniList search -> show -> episodes -> watch; "Next episode" from history
+        from ..widgets.anime import AnimeBrowser
+        self.anime = AnimeBrowser(self.client, on_watch=lambda m, i, title: self.play(m, i, title=title))
         self.continue_box = w.VBox([w.HTML(empty("Loading your history…"))])
         self.popular_box = w.VBox([w.HTML(empty("Loading what is popular…"))])
         self.popular_box.add_class("tsd-popular")
@@ -91,6 +94,7 @@ class WatchApp(w.VBox):
         header = w.HTML('<div class="tsd-header"><h1>tstream</h1>'
                         '<span class="tsd-sub">find a torrent, watch it while it downloads</span></div>')
         super().__init__([header, self.search_box, self.stage, self.shortcuts,
+                          w.HTML('<h2 class="tsd-h">Anime</h2>'), self.anime,
                           w.HTML('<h2 class="tsd-h">Continue watching</h2>'), self.continue_box,
                           w.HTML(f'<h2 class="tsd-h">Popular in the last {popular_days} days</h2>'),
                           self.popular_box, self.presence], **kw)
@@ -114,6 +118,7 @@ class WatchApp(w.VBox):
         self.client = client
         self.player.client = client
         self.search_box.client = client
+        self.anime.client = client
 
     # ------------------------------------------------------------ actions
     def play(self, magnet: str, file_index: int | None = None, *, title: str | None = None) -> None:
