@@ -289,3 +289,21 @@ async def test_add_magnet_with_cached_metadata_needs_no_peer(engine: Engine, mak
     other = make_swarm([make_file("other.mp4", PIECE, seed=81)])
     t2 = engine.add_magnet(make_magnet("3" * 40), info=bytes(other.info.info_section()))
     assert not t2.has_metadata
+
+
+async def test_second_file_streams_after_the_first_finished(engine: Engine, make_file, make_swarm) -> None:
+    paths = [make_file("ep1.mp4", 12 * PIECE + 99, seed=90), make_file("ep2.mp4", 7 * PIECE + 5, seed=91)]
+    swarm = make_swarm(paths, name="pack")
+    t = engine.add_magnet(swarm.magnet)
+    await t.wait_metadata(10)
+    r1 = FileReader(t, t.file(0), piece_timeout=10)
+    assert await read_all(r1) == paths[0].read_bytes()
+    for _ in range(100):                      # the torrent is "finished" now
+        if t.status.get("state") in ("finished", "seeding"):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    r2 = FileReader(t, t.file(1), piece_timeout=10)
+    assert await read_all(r2) == paths[1].read_bytes()
+    r1.close()
+    r2.close()

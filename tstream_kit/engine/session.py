@@ -102,6 +102,11 @@ def streaming_settings(cfg: EngineConfig) -> dict[str, Any]:
         # time-critical pieces may be requested from several peers at
         # once; strict end-game would forbid it.
         "strict_end_game_mode": False,
+        # A torrent whose wanted files are all here is "finished"; by default
+        # libtorrent then drops its connections to seeds as redundant, and
+        # does not reconnect when another file of it is streamed next (seen:
+        # the second episode of a pack never started). Keep them.
+        "close_redundant_connections": False,
         # loopback swarms and peers behind one NAT share an address
         "allow_multiple_connections_per_ip": True,
         # retry a peer that dropped after a few seconds, not a minute:
@@ -157,6 +162,7 @@ class Engine:
             "read_piece_alert": self._on_read_piece,
             "hash_failed_alert": self._on_hash_failed,
             "torrent_finished_alert": self._on_finished,
+            "file_prio_alert": self._on_file_priorities,
             "cache_flushed_alert": self._on_cache_flushed,
             "state_update_alert": self._on_state_update,
             "torrent_removed_alert": self._on_removed,
@@ -390,6 +396,11 @@ class Engine:
         t = self._torrent_of(a)
         if t:
             t.on_finished()
+
+    def _on_file_priorities(self, a: Any) -> None:
+        t = self._torrent_of(a)
+        if t:
+            t.on_file_priorities()
 
     def _on_cache_flushed(self, a: Any) -> None:
         t = self._torrent_of(a)

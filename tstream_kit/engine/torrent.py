@@ -328,8 +328,16 @@ class Torrent:
             self.handle.file_priority(index, 4)
         except RuntimeError:
             return
-        # if the torrent was finished, seeders may have dropped us
+
+    def on_file_priorities(self) -> None:
+        """libtorrent applied new file priorities (asynchronously: it may
+        move data out of the part file first). If the torrent was finished,
+        peers may have gone: offer the known ones again and ask trackers."""
         self.connect_peers(self.peer_hints)
+        try:
+            self.handle.force_reannounce()
+        except RuntimeError:
+            pass
 
     def set_deadlines(self, owner: object, deadlines: Iterable[tuple[int, int]],
                       urgent: Iterable[tuple[int, int]] = ()) -> None:
