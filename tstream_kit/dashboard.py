@@ -74,6 +74,9 @@ def server_argv(*, root: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT
         "--ServerApp.jpserver_extensions={'voila': True, 'tstream_kit': True}",
         # Voila: our template (no CDN), no code, no tracebacks on the page
         "--VoilaConfiguration.template=tstream", "--VoilaConfiguration.show_tracebacks=False",
+        # the pages fetch nothing from the internet: MathJax would come from cdnjs
+        "--ServerApp.tornado_settings={'mathjax_url': '%svoila/templates/tstream/static/no-mathjax.js'}"
+        % (base_url if base_url.endswith("/") else base_url + "/"),
         # kernels of closed pages go away
         f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
         f"--MappingKernelManager.cull_interval={cull_interval}",

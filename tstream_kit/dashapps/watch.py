@@ -77,7 +77,7 @@ class WatchApp(w.VBox):
         self.popular_days = popular_days
         self.presence = Presence(self.client)
         self.shortcuts = Keys()
-        self.player = Player(self.client, height="430px")
+        self.player = Player(self.client, height="430px", autoplay=True)   # Watch was a click: play
         self.search_box = DashSearchBox(self.client, limit=25)
         self.search_box.on_watch(lambda r: self.play(r["magnet"], title=r.get("title")))
         self.placeholder = w.HTML(
