@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: sets everything up, then runs.
+#   bash scripts/tstream.sh dashboard  # the watch app and the monitor (Voila), offline demo clip
 #   bash scripts/tstream.sh demo     # the main job on embedded defaults (no PostgreSQL/Redis)
 #   bash scripts/tstream.sh test     # the whole test suite (what CI runs)
 #   bash scripts/tstream.sh bench    # the streaming benchmark (bench/stream_bench.py)
@@ -45,8 +46,9 @@ cmd=${1:-help}
 shift || true
 case "$cmd" in
   setup) setup ;;
+  dashboard) setup; exec "$VENV/bin/tstream" dashboard "$@" ;;
   demo)  setup; exec "$VENV/bin/tstream" demo "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   bench) setup; exec "$VENV/bin/python" bench/stream_bench.py "$@" ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
 esac
