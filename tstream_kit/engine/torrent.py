@@ -37,7 +37,7 @@ __all__ = ["Torrent", "MetadataTimeout", "PieceError", "infohash_key"]
 
 #: bytes of piece data kept in memory per torrent (besides what readers
 #: hold): enough for the read-ahead of a few readers, small next to a file.
-PIECE_CACHE_BYTES = 24 * 1024 * 1024
+PIECE_CACHE_BYTES = 8 * 1024 * 1024
 #: minimum pieces kept, for torrents with huge pieces
 PIECE_CACHE_MIN_PIECES = 4
 

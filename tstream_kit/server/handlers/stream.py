@@ -79,6 +79,12 @@ class StreamHandler(BaseHandler):
             method=self.request.method,
         )
         self._reader = reader
+        # Tornado turns Nagle off only at finish(); a media response is many
+        # writes whose last segment would otherwise wait for the client's
+        # delayed ACK (bench: warm 2.5 -> 3.2 GB/s with it off).
+        stream = getattr(self.request.connection, "stream", None)
+        if stream is not None:
+            stream.set_nodelay(True)
         pos = start
         try:
             while pos <= end:
