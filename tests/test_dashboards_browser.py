@@ -152,7 +152,9 @@ async def test_watch_and_monitor(tmp_path: Path, chromium_page) -> None:  # noqa
 
             # the monitor shows that stream, its peer, and numbers that move
             await mon.bring_to_front()
-            await wait_js(mon, "() => /tstream-demo\\.mp4/.test(document.querySelector('.tsd-streams-box').textContent)")
+            await wait_js(mon, "() => { const t = document.querySelector('.tsd-streams-box table.tsd-streams');"
+                               " return t && /tstream-demo\\.mp4/.test(t.textContent); }")
+            await mon.screenshot(path=str(screenshot_path("monitor_streaming")), full_page=True)
             await wait_js(mon, "() => document.querySelectorAll('.tstream-stats tbody tr, .tstream-stats .tss-peers tr')"
                                ".length > 0 || /1 peer/.test(document.querySelector('.tstream-stats').textContent)")
             live = lambda: mon.evaluate("() => [document.querySelector('.tsd-live').textContent,"  # noqa: E731

@@ -107,7 +107,7 @@ def streams_html(answer: dict[str, Any], names: dict[str, str] | None = None) ->
     if errors:
         items = "".join(f'<li><b>{esc(e.get("path") or e.get("infohash"))}</b>: {esc(e.get("error"))}</li>'
                         for e in errors[-5:])
-        out += f'<div class="tsd-muted">Streams that ended on an error:</div><ul class="tsd-errors">{items}</ul>'
+        out += f'<div class="tsd-muted">Recently ended streams:</div><ul class="tsd-errors">{items}</ul>'
     return out
 
 
