@@ -229,7 +229,9 @@ async def test_client_disconnect_releases_stream_and_deadlines(server: RunningSe
     sock.close()
     await _wait_for(lambda: not server.kit.readers(), 5)
     await _wait_for(lambda: not torrent.deadline_pieces(), 2)
-    assert json.loads((await fetch(server.url + "/api/streams")).body)["streams"] == []
+    streams = json.loads((await fetch(server.url + "/api/streams")).body)
+    assert streams["streams"] == []
+    assert streams["recent_errors"] == [], "a viewer leaving is not an error"
 
 
 async def test_delete_stream_ends_the_response(server: RunningServer, make_file, make_swarm) -> None:
@@ -290,3 +292,14 @@ async def test_peers_and_piece_map(server: RunningServer, make_file, make_swarm)
     assert (await fetch(f"{server.url}/api/pieces?{q(magnet='9' * 40)}")).code == 404
     r = await asyncio.wait_for(pending, 60)
     assert r.code == 206 and r.body == src.read_bytes()[20 * PIECE:]
+
+
+async def test_health_reports_each_indexers_last_answer(server: RunningServer) -> None:
+    health = json.loads((await fetch(server.url + "/api/health")).body)
+    assert health["search"]["last"] == {}
+    r = await fetch(f"{server.url}/api/search?{q(query='anything at all')}")
+    assert r.code == 200
+    health = json.loads((await fetch(server.url + "/api/health")).body)
+    last = health["search"]["last"]
+    assert set(last) == set(json.loads(r.body)["providers"])
+    assert all(v["status"] == "ok" and "ms" in v for v in last.values())

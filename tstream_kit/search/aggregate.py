@@ -99,6 +99,8 @@ class SearchService:
         self.ttl = ttl
         self.fetcher = fetcher
         self._background: set[asyncio.Task[Any]] = set()
+        #: the latest report of each provider (status, ms, count, error), for /api/health
+        self.last: dict[str, dict[str, Any]] = {}
 
     @property
     def names(self) -> list[str]:
@@ -130,6 +132,7 @@ class SearchService:
         for p, (results, report) in zip(selected, outcomes):
             found.extend(results)
             reports[p.name] = report.to_dict()
+            self.last[p.name] = {**reports[p.name], "at": time.time()}
         ranked = rank_results(merge_results(found), sort)[:max(0, limit)]
         return {
             "query": text,

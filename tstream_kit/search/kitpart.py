@@ -114,7 +114,8 @@ class SearchKit:
         return {
             "cache": cache,
             "redis": cache["status"] if cache["backend"] == "redis" else "not configured",
-            "search": {"providers": self.service.names, "catalogue": len(self.catalog)},
+            "search": {"providers": self.service.names, "catalogue": len(self.catalog),
+                       "last": dict(self.service.last)},
         }
 
 

@@ -27,6 +27,7 @@ MAX_CHUNK = 4 * 1024 * 1024
 
 class StreamHandler(BaseHandler):
     _reader: FileReader | None = None
+    _client_gone = False
     #: Content-Disposition: attachment (``/api/download``, or ``?download=1``)
     force_download = False
 
@@ -96,7 +97,15 @@ class StreamHandler(BaseHandler):
                 pos += len(chunk)
         except StreamClosedError:
             return  # the client left; on_finish/on_connection_close clean up
-        except (ReaderClosed, ReadTimeout, PieceError) as exc:
+        except ReaderClosed:
+            if self._client_gone:
+                return      # the viewer left: not an error worth keeping
+            exc_text = self._reader.error if self._reader else "stopped"
+            log.info("stream %s#%d stopped at byte %d: %s", torrent.infohash, f.index, pos, exc_text)
+            self.kit.remember_stream_error(reader, exc_text or "stopped")
+            self.request.connection.stream.close()
+            return
+        except (ReadTimeout, PieceError) as exc:
             # headers are gone: end the response short so the client sees
             # an incomplete body, and keep the reason for /api/streams
             log.warning("stream %s#%d ended at byte %d: %s", torrent.infohash, f.index, pos, exc)
@@ -108,6 +117,7 @@ class StreamHandler(BaseHandler):
         self.finish()
 
     def on_connection_close(self) -> None:
+        self._client_gone = True
         if self._reader is not None:
             self._reader.close(reason="client disconnected")
 
