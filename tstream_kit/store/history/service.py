@@ -53,6 +53,7 @@ class HistoryService:
     def __init__(self, database_url: str, data_dir: Path, secret: str = "",
                  watch_gap_s: float = WATCH_GAP_S) -> None:
         self.database_url = database_url
+        self._stopping = False
         self.data_dir = Path(data_dir)
         self.kind = store_kind(database_url)
         self._secret = secret
@@ -86,6 +87,7 @@ class HistoryService:
             self._mark_down(exc)
             log.warning("history database unavailable at start-up (%s); watches will queue in %s",
                         exc, self.outbox.path)
+        self._stopping = False
         self._task = asyncio.create_task(self._flusher(), name="history-outbox")
         self._wake.set()
 
@@ -96,11 +98,16 @@ class HistoryService:
             except (asyncio.TimeoutError, Exception):   # noqa: BLE001 - best effort at shutdown
                 pass
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            # Ask the flusher to end rather than cancel it: on Python 3.11 a
+            # cancel that lands while asyncio.wait_for's inner wait completes
+            # is swallowed, and awaiting the task then hangs for ever.
+            self._stopping = True
+            if self._wake is not None:
+                self._wake.set()
+            done, _ = await asyncio.wait({self._task}, timeout=5)
+            if not done:
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=2)
             self._task = None
         if self.store is not None and self.outbox is not None and time.monotonic() >= self._down_until:
             try:
@@ -141,11 +148,13 @@ class HistoryService:
     async def _flusher(self) -> None:
         assert self._wake is not None and self.outbox is not None
         backoff = FLUSH_INTERVAL_S
-        while True:
+        while not self._stopping:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
             except asyncio.TimeoutError:
                 pass
+            if self._stopping:
+                return
             self._wake.clear()
             if await asyncio.to_thread(self.outbox.count) == 0:
                 backoff = FLUSH_INTERVAL_S
