@@ -3,11 +3,6 @@ Server, at its origin under /tstream/, behind its token auth."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,60 +12,12 @@ from typing import Iterator
 import pytest
 
 from conftest import PIECE
-
-TOKEN = "tstream-test-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def offline_env(data_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(TSTREAM_DATA_DIR=str(data_dir), TSTREAM_BT_LISTEN="127.0.0.1:0", TSTREAM_DHT="0",
-               TSTREAM_LSD="0", TSTREAM_PORT_MAPPING="0", TSTREAM_UTP="0",
-               NO_PROXY="127.0.0.1,localhost", JUPYTER_PLATFORM_DIRS="1")
-    for var in ("http_proxy", "HTTP_PROXY"):
-        env.pop(var, None)
-    return env
-
+from jupyter_support import TOKEN, jupyter_server
 
 @pytest.fixture
 def jupyter(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    root = tmp_path / "nb"
-    root.mkdir()
-    cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-           f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-           f"--ServerApp.root_dir={root}",
-           # as the shipped config file does (an editable install has no data files)
-           "--ServerApp.jpserver_extensions={'tstream_kit': True}"]
-    log = (tmp_path / "jupyter.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=offline_env(tmp_path / "data"))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if proc.poll() is not None:
-                    raise AssertionError((tmp_path / "jupyter.log").read_text())
-                time.sleep(0.2)
-        else:
-            raise AssertionError("jupyter server did not start:\n" + (tmp_path / "jupyter.log").read_text())
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    with jupyter_server(tmp_path) as server:
+        yield server.base
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:

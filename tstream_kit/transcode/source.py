@@ -22,6 +22,7 @@ import tornado.web
 from tornado.iostream import StreamClosedError
 
 from ..engine import FileReader, PieceError, ReaderClosed, ReadTimeout
+from ..server.streaming import write_range
 from ..server.ranges import parse_range
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,21 +70,14 @@ class _SourceHandler(tornado.web.RequestHandler):
         reader = kit.open_reader(torrent, f, client="ffmpeg", purpose=purpose,
                                  range=f"{start}-{end}", method="GET")
         self._reader = reader
-        pos = start
         try:
-            while pos <= end:
-                chunk = await reader.read(pos, min(end + 1 - pos, CHUNK))
-                if not chunk:
-                    raise PieceError(f"unexpected end of {f.path} at {pos}")
-                self.write(chunk)
-                await self.flush()
-                pos += len(chunk)
+            await write_range(self, reader, start, end, CHUNK)
         except StreamClosedError:
             return
         except ReaderClosed:
             return   # ffmpeg closed the connection (it seeks by opening another)
         except (ReadTimeout, PieceError) as exc:
-            log.warning("media source %s#%d ended at %d: %s", infohash, index, pos, exc)
+            log.warning("media source %s#%d ended at %d: %s", infohash, index, reader.position, exc)
             self.request.connection.stream.close()
             return
         finally:

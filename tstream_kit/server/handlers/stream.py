@@ -15,14 +15,11 @@ from tornado.iostream import StreamClosedError
 
 from ...engine import FileReader, PieceError, ReaderClosed, ReadTimeout
 from ..ranges import parse_range
+from ..streaming import write_range
 from .base import BaseHandler
 from .history import record_stream_start
 
 log = logging.getLogger("tstream.http")
-
-#: the most we hand to Tornado in one write (the reader returns at most a
-#: piece, or DIRECT_CHUNK from disk, anyway)
-MAX_CHUNK = 4 * 1024 * 1024
 
 
 class StreamHandler(BaseHandler):
@@ -86,29 +83,22 @@ class StreamHandler(BaseHandler):
         stream = getattr(self.request.connection, "stream", None)
         if stream is not None:
             stream.set_nodelay(True)
-        pos = start
         try:
-            while pos <= end:
-                chunk = await reader.read(pos, min(end + 1 - pos, MAX_CHUNK))
-                if not chunk:
-                    raise PieceError(f"unexpected end of {f.path} at {pos}")
-                self.write(chunk)
-                await self.flush()
-                pos += len(chunk)
+            await write_range(self, reader, start, end)
         except StreamClosedError:
             return  # the client left; on_finish/on_connection_close clean up
         except ReaderClosed:
             if self._client_gone:
                 return      # the viewer left: not an error worth keeping
             exc_text = self._reader.error if self._reader else "stopped"
-            log.info("stream %s#%d stopped at byte %d: %s", torrent.infohash, f.index, pos, exc_text)
+            log.info("stream %s#%d stopped at byte %d: %s", torrent.infohash, f.index, reader.position, exc_text)
             self.kit.remember_stream_error(reader, exc_text or "stopped")
             self.request.connection.stream.close()
             return
         except (ReadTimeout, PieceError) as exc:
             # headers are gone: end the response short so the client sees
             # an incomplete body, and keep the reason for /api/streams
-            log.warning("stream %s#%d ended at byte %d: %s", torrent.infohash, f.index, pos, exc)
+            log.warning("stream %s#%d ended at byte %d: %s", torrent.infohash, f.index, reader.position, exc)
             self.kit.remember_stream_error(reader, str(exc))
             self.request.connection.stream.close()
             return
