@@ -303,3 +303,19 @@ async def test_health_reports_each_indexers_last_answer(server: RunningServer) -
     last = health["search"]["last"]
     assert set(last) == set(json.loads(r.body)["providers"])
     assert all(v["status"] == "ok" and "ms" in v for v in last.values())
+
+
+async def test_complete_files_go_out_with_sendfile(server: RunningServer, make_swarm, movie: Path) -> None:
+    from tstream_kit.server.streaming import STATS
+    data = movie.read_bytes()
+    swarm = make_swarm([movie])
+    url = f"{server.url}/api/stream?{q(magnet=swarm.magnet)}"
+    assert (await fetch(url)).body == data                  # downloads it
+    torrent = server.kit.engine.get(swarm.infohash)
+    await _wait_for(lambda: all(torrent.on_disk), 10)        # flushed: pread/sendfile-able
+    before = STATS["sendfile_bytes"]
+    for start, end in ((0, SIZE - 1), (PIECE - 3, 5 * PIECE + 7), (SIZE - 10, SIZE - 1)):
+        r = await fetch(url, headers={"Range": f"bytes={start}-{end}"})
+        assert r.code == 206 and r.body == data[start:end + 1]
+        assert int(r.headers["Content-Length"]) == end - start + 1
+    assert STATS["sendfile_bytes"] - before == SIZE + (5 * PIECE + 7 - PIECE + 3 + 1) + 10

@@ -138,6 +138,35 @@ class FileReader:
         self._learn_duration(offset, data)
         return data
 
+    @property
+    def closed_future(self) -> asyncio.Future:
+        """Done when the reader is closed (for callers that wait on I/O of their own)."""
+        return self._closed_fut
+
+    def disk_span(self, offset: int, size: int) -> tuple[int, int] | None:
+        """``(fd, n)`` when the next ``n`` (<= ``size``) bytes at ``offset``
+        are known to be written to this file on disk, so the caller may
+        ``sendfile`` them itself; ``None`` otherwise (use :meth:`read`). The
+        reader's position and counters move as if the bytes were read."""
+        t = self.torrent
+        if self.closed or offset >= self.file.size or size <= 0 or not t.checked:
+            return None
+        n = min(size, self.file.size - offset)
+        abs_off = self.file.offset + offset
+        pieces = range(abs_off // t.piece_length, (abs_off + n - 1) // t.piece_length + 1)
+        if not t.pieces_on_disk(self.file.index, pieces):
+            return None
+        if self._fd is None:
+            try:
+                self._fd = os.open(t.file_path(self.file.index), os.O_RDONLY)
+            except OSError:
+                return None
+        t.last_read_at = time.time()
+        self.position = offset + n
+        self.bytes_read += n
+        self._run_bytes += n
+        return self._fd, n
+
     async def read_exact(self, offset: int, size: int) -> bytes:
         parts = []
         end = min(offset + size, self.file.size)

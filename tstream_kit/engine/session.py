@@ -141,6 +141,25 @@ def streaming_settings(cfg: EngineConfig) -> dict[str, Any]:
     }
 
 
+def limit_malloc_retention() -> bool:
+    """Have glibc serve every allocation of 128 KiB or more (piece buffers:
+    libtorrent's and ours) with mmap, returned to the system when freed.
+
+    By default glibc raises that threshold after the first large free, and
+    256 KiB piece buffers then come from per-thread arenas that keep what
+    they once held: server RSS grew with the file (110 MiB after a cold read
+    of 144 MB, 139 MiB for 1.2 GB). With the threshold fixed: 65 and 80 MiB,
+    throughput unchanged (bench/stream_bench.py). No-op off glibc.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_MMAP_THRESHOLD = -3
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024))
+
+
 class Engine:
     """Owns the libtorrent session and every :class:`Torrent` in it."""
 
@@ -183,6 +202,7 @@ class Engine:
     async def start(self) -> None:
         if self._ses is not None:
             return
+        limit_malloc_retention()
         self._loop = asyncio.get_running_loop()
         self.download_dir.mkdir(parents=True, exist_ok=True)
         params = lt.session_params()
