@@ -163,6 +163,8 @@ def parse_magnet(uri: str) -> Magnet:
                 "magnet has only a BitTorrent v2 hash (urn:btmh); a v1 'xt=urn:btih:...' is required"
             )
         raise MagnetError("magnet link has no 'xt=urn:btih:...' (the torrent's infohash)")
+    if not infohash.strip("0"):   # libtorrent reads an all-zero hash as "no info-hash" and refuses it
+        raise MagnetError("magnet link's infohash is all zeros: no torrent has it")
     return Magnet(infohash=infohash, name=name, trackers=tuple(trackers), peers=tuple(peers), uri=uri)
 
 

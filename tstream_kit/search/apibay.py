@@ -45,7 +45,7 @@ def _category(value: Any) -> str | None:
 def parse_apibay(body: bytes, provider: str = "apibay") -> list[Result]:
     try:
         rows = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: "[[[[..."
         snippet = body[:80].decode("utf-8", "replace")
         raise ProviderParseError(f"{provider} sent malformed JSON ({exc}): {snippet!r}") from None
     if not isinstance(rows, list):

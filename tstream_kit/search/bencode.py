@@ -93,6 +93,13 @@ def info_meta(info: bytes, trackers: list[str] | None = None) -> TorrentMeta:
     d = bdecode(info)
     if not isinstance(d, dict) or b"name" not in d:
         raise BencodeError("not a torrent info dictionary (no name)")
+    try:
+        return _info_meta(d, info, trackers)
+    except (TypeError, AttributeError, ValueError) as exc:   # a list where a dict belongs, ...
+        raise BencodeError(f"not a torrent info dictionary ({exc})") from None
+
+
+def _info_meta(d: dict, info: bytes, trackers: list[str] | None) -> TorrentMeta:
     name = _text(d.get(b"name.utf-8", d[b"name"]))
     files: list[tuple[str, int]] = []
     if b"files" in d:
@@ -116,10 +123,11 @@ def torrent_meta(data: bytes) -> TorrentMeta:
     if not isinstance(d, dict) or b"\0info-span" not in d:
         raise BencodeError("not a .torrent file (no info dictionary)")
     start, end = d[b"\0info-span"]
-    trackers = []
+    trackers: list[str] = []
     if isinstance(d.get(b"announce"), bytes):
         trackers.append(_text(d[b"announce"]))
-    for tier in d.get(b"announce-list", []) or []:
+    tiers = d.get(b"announce-list")
+    for tier in tiers if isinstance(tiers, list) else []:
         for t in tier if isinstance(tier, list) else []:
             if isinstance(t, bytes) and _text(t) not in trackers:
                 trackers.append(_text(t))

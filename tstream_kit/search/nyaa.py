@@ -42,6 +42,8 @@ def parse_nyaa_feed(body: bytes, provider: str = "nyaa") -> list[Result]:
             infohash = normalise_infohash(raw_hash)
         except MagnetError:
             continue
+        if not infohash.strip("0"):
+            continue   # no torrent has it; its magnet would be refused
         guid = (el.findtext("guid") or "").strip()
         out.append(Result(
             title=title, infohash=infohash,

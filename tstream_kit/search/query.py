@@ -87,7 +87,10 @@ def parse_size(text: str | None) -> int | None:
     unit = _UNITS.get(m.group(2).lower() or "b")
     if unit is None:
         return None
-    return int(float(m.group(1)) * unit)
+    try:
+        return int(float(m.group(1)) * unit)
+    except OverflowError:   # "1e400"-sized digits from a hostile feed: unreadable, not a crash
+        return None
 
 
 def rfc822_to_iso(text: str | None) -> str | None:
@@ -104,7 +107,10 @@ def rfc822_to_iso(text: str | None) -> str | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:   # year 1 at +0100 is before datetime.min in UTC
+        return None
 
 
 def unix_to_iso(value: str | int | float | None) -> str | None:
@@ -117,9 +123,12 @@ def unix_to_iso(value: str | int | float | None) -> str | None:
         ts = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    if ts <= 0:
+    if not ts > 0:   # also NaN
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):   # past year 9999, or inf
+        return None
 
 
 def to_int(value: object) -> int | None:
@@ -128,5 +137,5 @@ def to_int(value: object) -> int | None:
         return None
     try:
         return int(float(str(value)))
-    except ValueError:
+    except (ValueError, OverflowError):   # junk, NaN, inf or "1e400"
         return None

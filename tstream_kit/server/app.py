@@ -30,6 +30,7 @@ from .handlers.media import (DownloadHandler, MediaHandler, MediaScriptHandler, 
 from .handlers.anime import ANIME_ROUTES
 from .handlers.search import SearchHandler
 from .handlers.stream import StreamHandler
+from .openapi import OpenApiHandler
 
 log = logging.getLogger("tstream.http")
 
@@ -82,6 +83,8 @@ def routes(kit: Kit, prefix: str = "") -> list[tuple[str, type, dict[str, Any]]]
         (r"/media.js", MediaScriptHandler),
         # anime (issue 10): AniList catalogue, episode torrents, next episode
         *ANIME_ROUTES,
+        # reliability (issue 9): this API as OpenAPI 3 (tstream_kit/server/openapi.py)
+        (r"/api/openapi.json", OpenApiHandler),
     ]
     return [(p + path, cls, kw) for path, cls in table]
 

@@ -147,6 +147,9 @@ class BaseHandler(tornado.web.RequestHandler):
         if minimum is not None and value < minimum:
             raise ApiError(400 if name != "file_index" else 404,
                            f"{name} must be >= {minimum}, got {value}")
+        if value > 2**63 - 1:   # SQLite, PostgreSQL and libtorrent integers end here
+            raise ApiError(400 if name != "file_index" else 404,
+                           f"{name} must be < 2**63, got {raw[:40]}")
         return value
 
     def arg_bool(self, name: str, default: bool = False) -> bool:

@@ -217,10 +217,12 @@ def _opt_int(body: dict[str, Any], name: str, *, minimum: int) -> int | None:
         value = int(raw)
         if isinstance(raw, float) and raw != value:
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):   # OverflowError: 1e400 reads as inf
         raise ApiError(400, f"{name} must be an integer, got {str(raw)[:40]!r}") from None
     if value < minimum:
         raise ApiError(400, f"{name} must be >= {minimum}, got {value}")
+    if value > 2**63 - 1:   # SQLite's and PostgreSQL's largest integer
+        raise ApiError(400, f"{name} must be < 2**63, got {str(raw)[:40]}")
     return value
 
 
