@@ -133,8 +133,8 @@ def test_served_document(live: Live) -> None:
 
 
 def _allowed_5xx(path: str, status: int, magnet: str | None, live: Live) -> bool:
-    if status == 504:   # metadata never came: not for the seeder's torrent
-        return magnet is not None and magnet not in (live.swarm.magnet, live.swarm.infohash)
+    if status == 504:   # metadata never came (documented); on a loaded machine even the seeder's
+        return magnet is not None   # may miss 1 s: test_live_seeder_answers checks it answers
     if status == 502:   # AniList is a closed port
         return path.startswith("/api/anime/")
     return status == 503   # a documented limit (streams, torrents, transcodes) with Retry-After
@@ -173,6 +173,35 @@ def test_schemathesis(live: Live, path: str, method: str) -> None:
 
     run()
     assert not failures, "\n\n".join(failures[:5]) + "\n\nserver log tail:\n" + live.log.read_text(errors="replace")[-3000:]
+
+
+def test_live_seeder_answers(live: Live) -> None:
+    """The real success bodies (info, stream with Range, torrents, health) match the document:
+    the generated cases above mostly meet 4xx answers."""
+    schema = schemathesis.openapi.from_dict(DOC)
+    info_op = schema["/api/info"]["GET"]
+    case = info_op.Case(query={"magnet": live.swarm.magnet})
+    deadline = time.monotonic() + 60
+    while True:   # metadata from the loopback seeder: retried, in case 1 s was not enough
+        response = case.call(base_url=live.url, timeout=REQUEST_TIMEOUT)
+        if response.status_code != 504 or time.monotonic() > deadline:
+            break
+    assert response.status_code == 200, response.content[:300]
+    case.validate_response(response, checks=[status_code_conformance, content_type_conformance,
+                                             response_schema_conformance])
+    info = json.loads(response.content)
+    assert info["infohash"] == live.swarm.infohash and info["files"][0]["size"] == 600_000
+    stream = schema["/api/stream"]["GET"].Case(query={"magnet": live.swarm.infohash},
+                                               headers={"Range": "bytes=1000-1999"})
+    response = stream.call(base_url=live.url, timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 206 and response.content == random_bytes(600_000, seed=9)[1000:2000]
+    stream.validate_response(response, checks=[status_code_conformance, content_type_conformance])
+    for path in ("/api/torrents", "/api/health", "/api/streams", "/api/transcodes"):
+        c = schema[path]["GET"].Case()
+        r = c.call(base_url=live.url, timeout=REQUEST_TIMEOUT)
+        assert r.status_code == 200, path
+        c.validate_response(r, checks=[status_code_conformance, content_type_conformance,
+                                       response_schema_conformance])
 
 
 # --- what schemathesis found, pinned (in-process server, fast) ----------------------------------
