@@ -26,6 +26,7 @@ from tstream_kit.search.bencode import BencodeError, bdecode, torrent_meta
 from tstream_kit.search.nyaa import parse_nyaa_feed
 from tstream_kit.search.torznab import parse_caps, parse_torznab_feed
 from tstream_kit.server.ranges import parse_range
+from bencode_support import benc
 
 FAST = settings(derandomize=True, deadline=None, max_examples=400,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -311,23 +312,6 @@ def test_apibay_junk_bodies(body: bytes) -> None:
 
 
 # --- .torrent bencode (search's reader: catalogue, uploads' metadata) --------------------------
-
-def benc(v: object) -> bytes:
-    if isinstance(v, bool):
-        v = int(v)
-    if isinstance(v, int):
-        return b"i%de" % v
-    if isinstance(v, str):
-        v = v.encode()
-    if isinstance(v, bytes):
-        return b"%d:%s" % (len(v), v)
-    if isinstance(v, list):
-        return b"l" + b"".join(benc(x) for x in v) + b"e"
-    if isinstance(v, dict):
-        items = sorted((k.encode() if isinstance(k, str) else k, x) for k, x in v.items())
-        return b"d" + b"".join(benc(k) + benc(x) for k, x in items) + b"e"
-    raise TypeError(type(v))
-
 
 bvalues = st.recursive(
     st.one_of(st.integers(-(2**70), 2**70), st.binary(max_size=12), st.sampled_from([b"name", b"path", b"length"])),

@@ -18,26 +18,11 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tstream_kit.engine.swarm import LocalSwarm
 from tstream_kit.engine.lt import file_layout, torrent_info_from_bytes
+from bencode_support import benc
 
 PIECE = 16 * 1024
 #: seconds any one upload may take, whatever it holds
 UPLOAD_TIMEOUT = 60
-
-
-def benc(v: object) -> bytes:
-    """A small bencoder: int, str/bytes, list, dict (keys sorted, as BEP 3 asks)."""
-    if isinstance(v, int):
-        return b"i%de" % v
-    if isinstance(v, str):
-        v = v.encode()
-    if isinstance(v, bytes):
-        return b"%d:%s" % (len(v), v)
-    if isinstance(v, list):
-        return b"l" + b"".join(benc(x) for x in v) + b"e"
-    if isinstance(v, dict):
-        items = sorted((k.encode() if isinstance(k, str) else k, x) for k, x in v.items())
-        return b"d" + b"".join(benc(k) + benc(x) for k, x in items) + b"e"
-    raise TypeError(type(v))
 
 
 def content(i: int, size: int) -> bytes:
