@@ -17,28 +17,17 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from bencode_support import benc
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "search"
 
 
-def bencode(x: Any) -> bytes:
-    if isinstance(x, int):
-        return b"i%de" % x
-    if isinstance(x, str):
-        x = x.encode()
-    if isinstance(x, bytes):
-        return b"%d:%s" % (len(x), x)
-    if isinstance(x, list):
-        return b"l" + b"".join(bencode(i) for i in x) + b"e"
-    if isinstance(x, dict):
-        items = sorted((k.encode() if isinstance(k, str) else k, v) for k, v in x.items())
-        return b"d" + b"".join(bencode(k) + bencode(v) for k, v in items) + b"e"
-    raise TypeError(type(x))
+bencode = benc     # one bencoder for all tests (tests/bencode_support.py)
 
 
 def make_torrent(name: str, files: list[tuple[str, int]], tracker: str = "http://127.0.0.1:1/announce") -> tuple[bytes, str]:
