@@ -42,7 +42,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 from urllib.parse import quote, urlsplit
 
 __all__ = [
@@ -259,10 +259,13 @@ class Nginx:
 
 
 class _ChunkedCounter:
-    """Counts the payload of a chunked body without keeping it. ``feed`` returns True at the end."""
+    """Counts the payload of a chunked body without keeping it. ``feed`` returns True at the end.
+    ``sink``, if given, is called with each payload slice (a memoryview, valid only during the
+    call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sink: Optional[Callable[[memoryview], None]] = None) -> None:
         self.payload = 0
+        self._sink = sink
         self._remaining = 0  # payload bytes left in the current chunk
         self._after_data = 0  # CRLF bytes left after the current chunk's data
         self._line = bytearray()
@@ -275,6 +278,8 @@ class _ChunkedCounter:
         while i < n and not self.done:
             if self._remaining:
                 take = min(self._remaining, n - i)
+                if self._sink is not None:
+                    self._sink(memoryview(data)[i:i + take])
                 self._remaining -= take
                 self.payload += take
                 i += take
@@ -315,6 +320,8 @@ def http_get_throughput(
     timeout: float = 120.0,
     method: str = "GET",
     extra_headers: Optional[dict] = None,
+    body_sink: Optional[Callable[[memoryview], None]] = None,
+    want: Optional[int] = None,
 ) -> dict:
     """GET ``url`` over a fresh connection, discard the body, and time it.
 
@@ -323,6 +330,14 @@ def http_get_throughput(
     ``ttfb_s`` (connect to first response byte), ``first_body_byte_s``, ``body_mb_per_s``
     (bytes / time from first to last body byte) and ``complete`` (Content-Length reached, or the
     chunked body ended). ``timeout`` bounds the whole request; ``TimeoutError`` past it.
+
+    ``body_sink``, if given, is called with every piece of the body in order (a memoryview of
+    the receive buffer, valid only during the call: e.g. ``hashlib.sha256().update`` to check
+    the bytes without keeping them); the timings then include it.
+
+    ``want``: stop (and close the connection) once this many body bytes are in, as a player
+    that abandons a request does; ``complete`` then means ``min(want, Content-Length)`` arrived.
+    The sink may see a few bytes past ``want`` (the last receive is not cut).
     """
     parts = urlsplit(url)
     if parts.scheme != "http":
@@ -387,11 +402,11 @@ def http_get_throughput(
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             pass
         elif "chunked" in headers.get("transfer-encoding", "").lower():
-            counter = _ChunkedCounter()
+            counter = _ChunkedCounter(body_sink)
             if len(leftover):
                 first_body = time.perf_counter() - t0
                 counter.feed(leftover, len(leftover))
-            while not counter.done:
+            while not counter.done and (want is None or counter.payload < want):
                 n = recv(sock)
                 if n == 0:
                     complete = False
@@ -400,12 +415,18 @@ def http_get_throughput(
                     first_body = time.perf_counter() - t0
                 counter.feed(buf, n)
             received = counter.payload
+            if want is not None and received >= want:
+                complete = True
         else:
             length = headers.get("content-length")
             expected = int(length) if length is not None else None
+            if want is not None:
+                expected = want if expected is None else min(want, expected)
             received = len(leftover)
             if received:
                 first_body = time.perf_counter() - t0
+                if body_sink is not None:
+                    body_sink(memoryview(leftover))
             while expected is None or received < expected:
                 n = recv(sock)
                 if n == 0:
@@ -413,6 +434,8 @@ def http_get_throughput(
                     break
                 if first_body is None:
                     first_body = time.perf_counter() - t0
+                if body_sink is not None:
+                    body_sink(view[:n])
                 received += n
         seconds = time.perf_counter() - t0
 

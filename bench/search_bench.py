@@ -17,14 +17,23 @@ prefix, deleted at the end): p50 and p99 of ``--n`` searches each, and
 uncached/cached ratios. ``--json PATH`` writes the figures.
 
     .venv/bin/python bench/search_bench.py [--n 300] [--latency-ms 0] [--quick]
+
+For benchmarks of a real ``tstream serve`` (bench/load_bench.py): ``FakeIndexerProcess`` runs the
+same fakes in a child process (``search_bench.py --serve-fakes``, so the indexers do not share a
+GIL with the benchmark's client) and ``server_env`` gives the server the providers of
+``service()`` through ``TSTREAM_*`` settings.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
+import signal
 import statistics
+import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -57,6 +66,78 @@ def service(fake: FakeIndexers, cache: Any, fetcher: Fetcher, tmp: Path) -> Sear
         TorznabProvider(TorznabIndexer("jackett", fake.jackett_url("all"), "key"), fetcher, timeout=10),
     ]
     return SearchService(providers, cache, ttl=3600)
+
+
+def server_env(base: str, jackett_url: str, *, timeout: float = 10.0) -> dict[str, str]:
+    """``TSTREAM_*`` settings giving a server the providers of ``service()``: the catalogue, Nyaa,
+    apibay and one Torznab indexer, all at the fakes on ``base`` (loopback: no polite pacing)."""
+    return {
+        "TSTREAM_SEARCH_PROVIDERS": "catalog,nyaa,apibay",
+        "TSTREAM_NYAA_URL": base + "/nyaa/",
+        "TSTREAM_APIBAY_URL": base + "/apibay",
+        "TSTREAM_TORZNAB": f"jackett={jackett_url}|key",
+        "TSTREAM_SEARCH_TIMEOUT": f"{timeout:g}",
+    }
+
+
+class FakeIndexerProcess:
+    """tests/search_fakes.FakeIndexers in a child process; ``stop()`` (or leaving ``with``)
+    ends it. ``base`` and ``jackett_url`` are its addresses, ``env()`` the server settings."""
+
+    def __init__(self, latency_ms: float = 0.0, timeout: float = 30.0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve-fakes",
+             "--latency-ms", str(latency_ms)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+        line: list[bytes] = []
+        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not line or not line[0].strip():
+            self.stop()
+            raise RuntimeError(f"fake indexers did not start in {timeout:.0f} s (exit {self.proc.poll()})")
+        info = json.loads(line[0])
+        self.base: str = info["base"]
+        self.jackett_url: str = info["jackett_url"]
+        self.pid = self.proc.pid
+
+    def env(self, **kw: float) -> dict[str, str]:
+        return server_env(self.base, self.jackett_url, **kw)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()   # the child exits when its stdin closes
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> "FakeIndexerProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+async def serve_fakes(latency_ms: float) -> int:
+    """The child of FakeIndexerProcess: print the addresses, serve until stdin closes."""
+    fake = await FakeIndexers(latency=latency_ms / 1000).start()
+    print(json.dumps({"base": fake.base, "jackett_url": fake.jackett_url("all"), "pid": os.getpid()}), flush=True)
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(done.set)), daemon=True).start()
+    loop.add_signal_handler(signal.SIGTERM, done.set)
+    while not done.is_set():
+        fake.requests.clear()   # a long soak would keep every request otherwise
+        try:
+            await asyncio.wait_for(done.wait(), 10)
+        except asyncio.TimeoutError:
+            pass
+    await fake.stop()
+    return 0
 
 
 async def measure(svc: SearchService, n: int, label: str) -> dict[str, float]:
@@ -94,7 +175,11 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-redis", action="store_true")
     ap.add_argument("--quick", action="store_true", help="a smoke run (n=20)")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--serve-fakes", action="store_true",
+                    help="only serve the fake indexers (print their addresses, run until stdin closes)")
     args = ap.parse_args(argv)
+    if args.serve_fakes:
+        return await serve_fakes(args.latency_ms)
     n = 20 if args.quick else args.n
     import tempfile
     tmp = Path(tempfile.mkdtemp(prefix="tstream-search-bench-"))

@@ -28,8 +28,8 @@ median (and min/max) of ``--runs`` runs::
                  the end in a ``<video muted>``: src -> ``playing``, then currentTime = 80 % ->
                  ``seeked``; tstream and peerflix. Shown beside the HTTP figures (no target).
 
-Every HTTP figure uses the same client (``bench.baselines.http_get_throughput``, or for the
-two reads that stop early a copy of its socket loop). Seeders are separate processes
+Every HTTP figure uses the same client (``bench.baselines.http_get_throughput``; the two reads
+that stop early pass it ``want``). Seeders are separate processes
 (``python -m tstream_kit.engine.swarm FILE [--upload-rate N]``); the server is a separate
 process (``python -m tstream_kit.cli serve --offline --port 0 --data-dir DIR``). Everything runs on
 127.0.0.1, every wait has a timeout, and every process started here is stopped, by pid, in
@@ -54,7 +54,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -276,71 +275,18 @@ def process_memory(pid: int) -> dict[str, float]:
 
 def http_read_prefix(url: str, *, range_header: str, want: int, timeout: float,
                      keep: bool = False) -> dict[str, Any]:
-    """GET and read until ``want`` body bytes are in (or the body ends), then close.
-
-    The same socket handling as ``http_get_throughput`` (fresh connection, TCP_NODELAY,
-    ``recv_into`` a 1 MiB buffer, timings from before connect), for the two measurements that stop
-    early: the first byte of a request that a seeking player abandons, and the 1 MiB after a seek.
+    """GET and read until ``want`` body bytes are in (or the body ends), then close:
+    ``http_get_throughput`` with an early stop, for the two measurements that stop early (the
+    first byte of a request that a seeking player abandons, and the 1 MiB after a seek).
     ``keep`` returns the body bytes as ``data`` (to check them against the source file).
     """
-    parts = urllib.parse.urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    request = (f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: tstream-bench\r\n"
-               f"Accept: */*\r\nAccept-Encoding: identity\r\nRange: {range_header}\r\n"
-               "Connection: close\r\n\r\n").encode("latin-1")
-    buf = bytearray(MiB)
-    view = memoryview(buf)
     body = bytearray()
-    t0 = time.perf_counter()
-    deadline = t0 + timeout
-
-    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(request)
-
-        def recv() -> int:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                raise TimeoutError(f"GET {url} ({range_header}) took longer than {timeout} s")
-            sock.settimeout(left)
-            try:
-                return sock.recv_into(view, MiB)
-            except socket.timeout as e:
-                raise TimeoutError(f"GET {url} ({range_header}) took longer than {timeout} s") from e
-
-        head = bytearray()
-        while True:
-            n = recv()
-            if n == 0:
-                raise ConnectionError(f"connection closed before the headers of {url}")
-            head += view[:n]
-            end = head.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-        lines = head[:end].decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        received = len(head) - end - 4
-        first_body = time.perf_counter() - t0 if received else None
-        if keep:
-            body += head[end + 4:]
-        length = int(headers.get("content-length", -1))
-        limit = want if length < 0 else min(want, length)
-        while received < limit:
-            n = recv()
-            if n == 0:
-                break
-            if first_body is None:
-                first_body = time.perf_counter() - t0
-            if keep:
-                body += view[:n]
-            received += n
-        seconds = time.perf_counter() - t0
-    out = {"status": status, "headers": headers, "bytes": received, "complete": received >= limit,
-           "first_body_byte_s": first_body, "seconds": seconds}
+    r = http_get_throughput(url, range_header=range_header, timeout=timeout, want=want,
+                            body_sink=body.extend if keep else None)
+    received = min(r["bytes"], want)
+    out = {"status": r["status"], "headers": r["headers"], "bytes": received,
+           "complete": r["complete"], "first_body_byte_s": r["first_body_byte_s"],
+           "seconds": r["seconds"]}
     if keep:
         out["data"] = bytes(body[:want])
     return out

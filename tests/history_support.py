@@ -56,7 +56,10 @@ def pg_schema() -> Iterator[str]:
 
 class TcpProxy:
     """127.0.0.1:port -> target. ``cut()`` closes every connection and
-    refuses new ones (the database looks down); ``restore()`` lets them in."""
+    refuses new ones (the database looks down); ``hang()`` closes every
+    connection and accepts new ones that then never answer (a host that
+    stopped responding: only the client's own timeouts end the wait);
+    ``restore()`` lets them in."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -64,6 +67,8 @@ class TcpProxy:
         self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]
         self._up = True
+        self._silent = False
+        self._held: list[socket.socket] = []     # accepted while hung: never answered
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._stop = False
@@ -78,6 +83,10 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            if self._silent:
+                with self._lock:
+                    self._held.append(client)
+                continue
             if not self._up:
                 client.close()
                 continue
@@ -111,8 +120,18 @@ class TcpProxy:
 
     def cut(self) -> None:
         self._up = False
+        self._silent = False
+        self._close_all()
+
+    def hang(self) -> None:
+        self._up = False
+        self._silent = True
+        self._close_all()
+
+    def _close_all(self) -> None:
         with self._lock:
-            conns, self._conns = self._conns, []
+            conns, self._conns = self._conns + self._held, []
+            self._held = []
         for s in conns:
             try:
                 s.shutdown(socket.SHUT_RDWR)
@@ -121,6 +140,11 @@ class TcpProxy:
             s.close()
 
     def restore(self) -> None:
+        self._silent = False
+        with self._lock:
+            held, self._held = self._held, []
+        for s in held:
+            s.close()
         self._up = True
 
     def close(self) -> None:

@@ -111,6 +111,39 @@ def test_http_get_throughput_counts_chunked_bodies():
     assert r["bytes"] == sum(map(len, _ChunkedHandler.chunks))
 
 
+class _PlainHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    body = bytes(range(256)) * 4099   # > 1 MiB: several reads
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("handler", [_ChunkedHandler, _PlainHandler])
+def test_http_get_throughput_body_sink_sees_exactly_the_payload(handler):
+    """The load benchmark checks every byte through ``body_sink`` (a sha256): the sink must get
+    the payload in order, without chunk framing or headers."""
+    expected = b"".join(handler.chunks) if handler is _ChunkedHandler else handler.body
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    h = hashlib.sha256()
+    try:
+        r = baselines.http_get_throughput(f"http://127.0.0.1:{server.server_port}/x", timeout=10,
+                                          body_sink=h.update)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r["complete"] and r["bytes"] == len(expected)
+    assert h.hexdigest() == hashlib.sha256(expected).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def seeded_movie(tmp_path_factory):
     """A ~5 MB real MP4 in its own directory, seeded by a child process."""

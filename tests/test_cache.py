@@ -114,6 +114,18 @@ async def test_concurrent_use(cache) -> None:
     assert got == [str(i).encode() for i in range(50)]
 
 
+async def test_hundreds_of_concurrent_gets_are_all_hits(cache) -> None:
+    """200 concurrent searches ask 3 providers each at once (bench/load_bench.py): 600 gets must
+    all be hits and Redis must stay "up". redis-py's pool raised "Too many connections" past 100
+    at once, which the cache read as Redis being down: the searches went to the indexers."""
+    await asyncio.gather(*(cache.set(f"k{i}", b"v%d" % i, 60) for i in range(20)))
+    got = await asyncio.gather(*(cache.get(f"k{i % 20}") for i in range(600)))
+    assert got == [b"v%d" % (i % 20) for i in range(600)]
+    assert cache.status()["status"] == "up"
+    await asyncio.gather(*(cache.set(f"s{i}", b"x", 60) for i in range(300)))
+    assert await cache.get("s299") == b"x" and cache.status()["status"] == "up"
+
+
 def test_make_cache_picks_the_backend() -> None:
     assert isinstance(make_cache(""), MemoryCache)
     assert isinstance(make_cache("redis://127.0.0.1:1/0"), RedisCache)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import socket
 import time
@@ -149,10 +150,11 @@ async def test_info_and_node_edition_aliases(server: RunningServer, make_file, m
         assert "streams" in json.loads((await fetch(server.url + path)).body)
     for path in ("/health", "/api/health"):
         health = json.loads((await fetch(server.url + path)).body)
-        assert health["status"] == "ok" and health["torrents"] == 1
+        assert health["status"] == "ok" and health["torrents"] == health["handles"] == 1
     r = await fetch(f"{server.url}/torrent?{q(magnet=swarm.magnet)}", method="DELETE")
     assert r.code == 200 and json.loads(r.body)["removed"] == swarm.infohash
-    assert json.loads((await fetch(server.url + "/health")).body)["torrents"] == 0
+    health = json.loads((await fetch(server.url + "/health")).body)
+    assert health["torrents"] == health["handles"] == 0   # gone from libtorrent's session too
 
 
 @pytest.mark.parametrize("params,status,needle", [
@@ -269,10 +271,18 @@ async def test_peers_leave_mid_stream_ends_cleanly_with_error(tmp_path: Path, se
         pending = asyncio.ensure_future(fetch_cut_short(url))
         await _wait_for(lambda: any(r.bytes_read > 0 for r in running.kit.readers()), 10)
         swarm.close()
+        left = time.monotonic()
         received = await asyncio.wait_for(pending, 20)
+        waited = time.monotonic() - left
         assert 0 < received < 60 * PIECE
-        errors = json.loads((await fetch(running.url + "/api/streams")).body)["recent_errors"]
+        # bounded by TSTREAM_PIECE_TIMEOUT (2 s here): the wait for the missing
+        # piece began at most one piece time before the seeder left
+        assert 1.0 <= waited <= 2.0 + 4.0, waited
+        streams = json.loads((await fetch(running.url + "/api/streams")).body)
+        errors = streams["recent_errors"]
         assert errors and "no connected peer" in errors[-1]["error"]
+        assert errors[-1]["error"].startswith("no data for 2 s") and errors[-1]["infohash"] == swarm.infohash
+        assert streams["streams"] == []                 # the reader is closed, not left waiting
     finally:
         await running.stop()
 
@@ -319,3 +329,110 @@ async def test_complete_files_go_out_with_sendfile(server: RunningServer, make_s
         assert r.code == 206 and r.body == data[start:end + 1]
         assert int(r.headers["Content-Length"]) == end - start + 1
     assert STATS["sendfile_bytes"] - before == SIZE + (5 * PIECE + 7 - PIECE + 3 + 1) + 10
+
+
+async def test_viewers_dropping_sendfile_streams_break_nothing(settings, make_file, make_swarm, caplog) -> None:
+    """Found by bench/load_bench.py's soak: viewers that drop streams of a complete file (sent
+    with sendfile) while other requests come in. Two bugs:
+
+    * sendfile() met EPIPE/ECONNRESET on a socket Tornado still thought open; the handler
+      returned and Tornado's auto-finish raised "Tried to write N bytes less than
+      Content-Length": an ERROR traceback per dropped stream;
+    * the writer registered on the socket's fd to wait for room stayed in the selector after
+      Tornado closed the connection (Tornado removes only its own registrations); the next
+      accepted connection got the same fd number, Tornado's add_reader met the stale key, epoll
+      said ENOENT, and that connection was dropped without a response.
+
+    Three threads drop streams at random offsets after 64 KiB-2 MiB, three others ask
+    /api/health on fresh connections, for 3 s: every answer must come, nothing logged as an error.
+    """
+    import logging
+    import threading
+    caplog.set_level(logging.ERROR)
+    running = await start_server(settings.replace(rate_limit=0))
+    try:
+        src = make_file("drop.mp4", 80 * PIECE, seed=11)
+        swarm = make_swarm([src])
+        assert (await fetch(f"{running.url}/api/stream?{q(magnet=swarm.magnet)}")).code == 200
+        torrent = running.kit.engine.get(swarm.infohash)
+        await _wait_for(lambda: all(torrent.on_disk), 10)        # from now on: sendfile
+        stop = time.monotonic() + 3
+        failures: list = []
+        counts = {"dropped": 0, "answered": 0}
+
+        def dropper(seed: int) -> None:
+            rng = random.Random(seed)
+            while time.monotonic() < stop:
+                with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
+                    sock.sendall(f"GET /api/stream?{q(magnet=swarm.infohash)} HTTP/1.1\r\n"
+                                 f"Host: 127.0.0.1\r\nRange: bytes={rng.randrange(60 * PIECE)}-\r\n\r\n".encode())
+                    want, got = rng.choice([64 * 1024, 512 * 1024, 2 << 20]), 0
+                    while got < want:
+                        data = sock.recv(1 << 20)
+                        if not data:
+                            failures.append("a stream ended early")
+                            break
+                        got += len(data)
+                counts["dropped"] += 1
+
+        def asker() -> None:
+            while time.monotonic() < stop:
+                with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
+                    sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                    head = sock.recv(100)
+                if not head.startswith(b"HTTP/1.1 200"):
+                    failures.append(f"/api/health answered {head[:40]!r}")
+                counts["answered"] += 1
+
+        threads = [threading.Thread(target=dropper, args=(i,)) for i in range(3)]
+        threads += [threading.Thread(target=asker) for _ in range(3)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            await asyncio.sleep(0.05)
+        assert counts["dropped"] > 20 and counts["answered"] > 20, counts
+        assert failures == [], f"{len(failures)} failures, e.g. {failures[:3]}"
+        await _wait_for(lambda: not running.kit.readers(), 5)
+        stale = []
+        for key in list(asyncio.get_running_loop()._selector.get_map().values()):   # type: ignore[attr-defined]
+            try:
+                os.fstat(key.fd)
+            except OSError:
+                stale.append(key.fd)
+        assert stale == [], f"selector keys of closed fds: {stale}"
+        errors = [r.getMessage()[:200] for r in caplog.records if r.levelno >= logging.ERROR]
+        assert errors == [], f"{len(errors)} errors logged, e.g. {errors[:3]}"
+    finally:
+        await running.stop()
+
+
+async def test_sendfile_never_uses_the_fd_of_a_closed_reader(tmp_path: Path) -> None:
+    """Found by bench/load_bench.py's soak (a torrent removed while its stream waited for the
+    client): FileReader.close() closes the reader's fd, and the send loop went on with the stale
+    number: EBADF and an ERROR traceback, or, had the number been reused, another file's bytes
+    on the wire. The loop must stop with ReaderClosed and send nothing."""
+    from types import SimpleNamespace
+
+    from tstream_kit.engine import ReaderClosed
+    from tstream_kit.server.streaming import _Sendfile
+
+    f = tmp_path / "some.bin"
+    f.write_bytes(b"x" * 4096)
+    a, b = socket.socketpair()
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        sender = _Sendfile.__new__(_Sendfile)
+        sender.conn = SimpleNamespace(_expected_content_remaining=4096)
+        sender.stream = SimpleNamespace(closed=lambda: False)
+        sender.sock_fd = a.fileno()
+        reader = SimpleNamespace(closed=True, error="torrent removed", file=SimpleNamespace(path="some.bin"))
+        with pytest.raises(ReaderClosed, match="torrent removed"):
+            await sender.send(fd, 0, 4096, reader)
+        b.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            b.recv(1)                                   # nothing was sent
+        assert sender.conn._expected_content_remaining == 4096
+    finally:
+        os.close(fd)
+        a.close()
+        b.close()

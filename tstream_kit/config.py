@@ -105,6 +105,9 @@ class Settings:
     log_level: str = "info"
     #: seconds shutdown waits for libtorrent's resume data before it gives up
     shutdown_timeout: float = 10.0
+    #: seconds between saves of changed torrents' resume data: a crash (no clean
+    #: shutdown) loses at most this much download progress
+    resume_interval: float = 60.0
     #: seconds an idle keep-alive connection stays open; seconds a request body may take
     http_idle_timeout: float = 120.0
     http_body_timeout: float = 60.0

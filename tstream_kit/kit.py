@@ -54,7 +54,7 @@ class Kit:
         from .ops.housekeeping import Housekeeper
         from .ops.limits import RateLimiter
         self.limiter = RateLimiter(settings.rate_limit)
-        self.housekeeper = Housekeeper(self)
+        self.housekeeper = Housekeeper(self, resume_interval=settings.resume_interval)
         #: anime (issue 10): AniList, episode torrents, the anime tables, "next episode"
         from .anime.kitpart import make_anime
         self.anime = make_anime(self)

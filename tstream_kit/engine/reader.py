@@ -139,6 +139,11 @@ class FileReader:
         return data
 
     @property
+    def head_piece(self) -> int | None:
+        """The piece under the read head (``None`` before the first read)."""
+        return self._head_piece
+
+    @property
     def closed_future(self) -> asyncio.Future:
         """Done when the reader is closed (for callers that wait on I/O of their own)."""
         return self._closed_fut
@@ -206,7 +211,7 @@ class FileReader:
         t = self.torrent
         for p in range(piece + 1, min(piece + 1 + PREFETCH_PIECES, self._last_piece + 1)):
             if t.have[p] and not t.on_disk[p]:
-                t.request_piece(p)
+                t.prefetch_piece(p)
 
     def _learn_duration(self, offset: int, data: bytes) -> None:
         t, idx = self.torrent, self.file.index

@@ -2,8 +2,9 @@
 
 Every ``QUOTA_INTERVAL`` seconds the downloads are measured against
 ``TSTREAM_DISK_QUOTA`` (idle torrents evicted, least recently watched first);
-every ``RESUME_INTERVAL`` seconds the resume data of torrents that changed is
-written, so even a crash (no graceful shutdown) loses at most that much.
+every ``TSTREAM_RESUME_INTERVAL`` seconds (default ``RESUME_INTERVAL``) the
+resume data of torrents that changed is written, so even a crash (no graceful
+shutdown) loses at most that much.
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ class Housekeeper:
     async def _run(self) -> None:
         last_resume = time.monotonic()
         while True:
-            await asyncio.sleep(self.quota_interval)
+            await asyncio.sleep(min(self.quota_interval, self.resume_interval))
             due = time.monotonic() - last_resume >= self.resume_interval
             try:
                 await self.run_once(save_resume=due)

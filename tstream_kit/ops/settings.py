@@ -74,7 +74,7 @@ def ops_problems(s: "Settings") -> list[str]:
         out.append(f"TSTREAM_LOG_FORMAT={s.log_format!r}: expected text or json")
     if s.log_level.lower() not in LOG_LEVELS:
         out.append(f"TSTREAM_LOG_LEVEL={s.log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
-    for name in ("shutdown_timeout", "http_idle_timeout", "http_body_timeout"):
+    for name in ("shutdown_timeout", "resume_interval", "http_idle_timeout", "http_body_timeout"):
         if getattr(s, name) <= 0:
             out.append(f"TSTREAM_{name.upper()} must be > 0 seconds")
     if s.api_token and len(s.api_token) < 16:

@@ -68,7 +68,7 @@ SCHEMAS: dict[str, Any] = {
     "Pieces": _obj({"infohash": HASH, "pieces": S, "readers": A}),
     "Health": _obj({"status": {"type": "string", "enum": ["ok", "stopped"]}, "torrents": I, "streams": I,
                     "download_rate": N, "upload_rate": N, "peers": I, "listen_port": _n(I), "uptime_s": N,
-                    "history": {}, "cache": {}, "redis": S, "search": O}),
+                    "history": {}, "cache": {}, "redis": S, "search": O}, {"handles": I}),
     "Search": SEARCH,
     "Session": _obj({"session_id": S, "token": S}, {"fresh": B, "source": _n(S), "header": S}),
     "History": _obj({"session_id": S, "watches": {"type": "array", "items": WATCH}, "next_before": _n(S)}),

@@ -84,12 +84,19 @@ class _Sendfile:
         while count > 0:
             if self.stream.closed():
                 raise StreamClosedError()
+            if reader.closed:
+                # close() closed the reader's fd (a DELETE while we waited for room, or during
+                # the flush before this call); its number may already be another file's
+                raise ReaderClosed(reader.error or "reader closed")
             try:
                 sent = os.sendfile(self.sock_fd, fd, offset, count)
             except BlockingIOError:
                 await self._writable(reader)
                 continue
             except (BrokenPipeError, ConnectionResetError) as exc:
+                # sendfile() bypasses Tornado, which must learn the connection is gone: else the
+                # handler's finish() raises "Tried to write N bytes less than Content-Length"
+                self.stream.close(exc_info=exc)
                 raise StreamClosedError(real_error=exc) from None
             if sent == 0:
                 raise PieceError(f"{reader.file.path} is shorter on disk than at offset {offset}")
@@ -103,12 +110,22 @@ class _Sendfile:
     async def _writable(self, reader: FileReader) -> None:
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
-        loop.add_writer(self.sock_fd, lambda: ready.done() or ready.set_result(None))
+        # Watch a duplicate of the socket's fd, never the fd Tornado owns: Tornado removes only
+        # its own selector registrations when it closes a connection, so a writer on its fd
+        # outlived the close, and the next accepted connection (same fd number) met the stale
+        # key: epoll said ENOENT and that connection was dropped unanswered (load benchmark).
+        fd = os.dup(self.sock_fd)
         try:
-            done, _ = await asyncio.wait({ready, reader.closed_future}, timeout=WRITABLE_TIMEOUT,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+            try:
+                done, _ = await asyncio.wait({ready, reader.closed_future}, timeout=WRITABLE_TIMEOUT,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                loop.remove_writer(fd)
         finally:
-            loop.remove_writer(self.sock_fd)
+            os.close(fd)
+        if not done:
+            self.stream.close()       # the client took nothing for WRITABLE_TIMEOUT
         if not done or self.stream.closed():
             raise StreamClosedError()
         if ready not in done:       # the reader was closed (client left, DELETE)

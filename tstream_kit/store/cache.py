@@ -24,6 +24,10 @@ __all__ = ["Cache", "MemoryCache", "RedisCache", "make_cache", "redact_url"]
 RETRY_INTERVAL = 1.0
 #: a Redis command that takes longer than this counts as Redis being down
 OP_TIMEOUT = 0.5
+#: Redis connections of one process at most; more concurrent commands wait for a free one
+#: (redis-py's default pool raises "Too many connections" past 100 instead, which read as an
+#: outage: 200 concurrent searches, 3 providers each, ran uncached; bench/load_bench.py)
+MAX_CONNECTIONS = 32
 
 
 @runtime_checkable
@@ -106,9 +110,13 @@ class RedisCache:
         self.op_timeout = op_timeout
         self.retry_interval = retry_interval
         self.monitor_interval = monitor_interval
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=op_timeout, socket_connect_timeout=op_timeout,
+        # A blocking pool: a command waits (within the op timeout) for a free connection
+        # rather than failing; Redis answers one at a time anyway, so a few dozen suffice.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=op_timeout,
+            socket_timeout=op_timeout, socket_connect_timeout=op_timeout,
             retry_on_timeout=False, health_check_interval=0)
+        self._redis = aioredis.Redis.from_pool(pool)   # closes the pool with the client
         self._up: bool | None = None
         self._last_error: str | None = None
         self._retry_at = 0.0

@@ -13,7 +13,7 @@ from typing import Any
 
 import tornado.web
 
-from ...engine.session import TorrentLimitReached
+from ...engine.session import TorrentBusy, TorrentLimitReached
 from ...engine import EngineError, MetadataTimeout, PieceError, ReaderClosed, ReadTimeout
 from ...kit import FileNotInTorrent, Kit, UnknownTorrent
 from ...magnets import MagnetError
@@ -30,6 +30,7 @@ ERROR_STATUS: list[tuple[type[BaseException], int]] = [
     (FileNotInTorrent, 404),
     (MetadataTimeout, 504),
     (TorrentLimitReached, 503),
+    (TorrentBusy, 503),
     (LimitExceeded, 503),   # its own status (429 or 503) and Retry-After: see _handle_request_exception
     (ReadTimeout, 504),
     (ReaderClosed, 410),

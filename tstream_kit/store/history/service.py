@@ -43,6 +43,10 @@ MAX_BACKOFF_S = 30.0
 RECENT_MAX = 20_000
 
 
+class _DownHold(StoreUnavailable):
+    """An inline delivery skipped: the attempt it waited behind just failed."""
+
+
 @dataclass
 class _Recent:
     watch: Watch
@@ -133,10 +137,17 @@ class HistoryService:
         self._down_until = time.monotonic() + DOWN_HOLD_S
 
     # ----------------------------------------------------------------- writes
-    async def flush(self) -> int:
-        """Deliver every queued write now; StoreUnavailable if the store is down."""
+    async def flush(self, *, unless_down: bool = False) -> int:
+        """Deliver every queued write now; StoreUnavailable if the store is down.
+
+        ``unless_down`` (an inline attempt of :meth:`record`): if the attempt
+        this call waited behind failed, give up at once instead of trying
+        again, so N writers queued on the lock during an outage cost one
+        connect timeout, not N of them."""
         assert self._lock is not None and self.outbox is not None and self.store is not None
         async with self._lock:
+            if unless_down and time.monotonic() < self._down_until:
+                raise _DownHold(self.last_error or "history database unavailable")
             if not self.migrated:
                 await self._migrate()
             n = await asyncio.to_thread(self.outbox.deliver, self.store.upsert)
@@ -183,8 +194,11 @@ class HistoryService:
             self._wake.set()
             return False
         try:
-            await self.flush()
+            await self.flush(unless_down=True)
             return True
+        except _DownHold:
+            self._wake.set()
+            return False
         except StoreUnavailable as exc:
             self._mark_down(exc)
             self._wake.set()

@@ -1,0 +1,93 @@
+"""The third road for piece data (engine/torrent.py): pieces that finished a while ago are
+read with pread and checked against their SHA-1, on a real loopback swarm."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+
+import pytest
+
+from conftest import PIECE
+from tstream_kit.engine import Engine, FileReader
+from tstream_kit.engine import torrent as torrent_mod
+from tstream_kit.engine.torrent import _pread_verified
+
+
+async def _wait_have(t, pieces, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(t.have[p] for p in pieces):
+        assert time.monotonic() < deadline, f"pieces {list(pieces)} did not arrive"
+        await asyncio.sleep(0.02)
+
+
+async def test_old_pieces_are_read_verified_then_from_disk(engine: Engine, make_file, make_swarm) -> None:
+    size = 48 * PIECE + 777
+    src = make_file("slow.mp4", size, seed=31)
+    data = src.read_bytes()
+    # slow enough that the torrent is not finished (no flush fence) while we read
+    swarm = make_swarm([src], upload_rate=1_500_000)
+    t = engine.add_magnet(swarm.magnet)
+    await t.wait_metadata(10)
+    first = FileReader(t, t.file(0), piece_timeout=20)
+    assert await first.read_exact(0, 4 * PIECE) == data[:4 * PIECE]
+    first.close()
+    await _wait_have(t, range(4, 8))
+    await asyncio.sleep(torrent_mod.VERIFIED_READ_AGE_S + 0.05)
+    before = t.verified_reads
+    # a new reader (cache dropped, as after other reads) asks for pieces 4-7
+    t._cache.clear()
+    t._cache_bytes = 0
+    r = FileReader(t, t.file(0), piece_timeout=20)
+    try:
+        assert await r.read_exact(4 * PIECE + 5, 3 * PIECE) == data[4 * PIECE + 5:7 * PIECE + 5]
+        assert t.verified_reads > before
+        assert all(t.on_disk[p] for p in range(4, 7))
+        # now on disk: the next read of them is a direct pread/sendfile span
+        assert r.disk_span(4 * PIECE, 2 * PIECE) is not None
+        assert await r.read_exact(4 * PIECE, 2 * PIECE) == data[4 * PIECE:6 * PIECE]
+        assert t.verified_misses == 0
+    finally:
+        r.close()
+
+
+async def test_a_piece_whose_bytes_differ_is_not_trusted(engine: Engine, make_file, make_swarm) -> None:
+    size = 40 * PIECE
+    src = make_file("bad.mp4", size, seed=32)
+    swarm = make_swarm([src], upload_rate=1_500_000)
+    t = engine.add_magnet(swarm.magnet)
+    await t.wait_metadata(10)
+    first = FileReader(t, t.file(0), piece_timeout=20)
+    await first.read_exact(0, 3 * PIECE)
+    first.close()
+    await _wait_have(t, range(3, 5))
+    await asyncio.sleep(torrent_mod.VERIFIED_READ_AGE_S + 0.05)
+    # what a write still in flight looks like: the file does not hold the piece yet
+    path = t.file_path(0)
+    with open(path, "r+b") as fh:
+        fh.seek(4 * PIECE + 100)
+        fh.write(b"\0" * 1000)
+    t._cache.clear()
+    t._cache_bytes = 0
+    assert await t._verified_pread(4) is None
+    assert t.verified_misses == 1 and not t.on_disk[4]
+    # the other road still answers (libtorrent reads what is on disk)
+    assert len(await t.piece_data(4)) == PIECE
+
+
+def test_pread_verified_checks_length_and_hash(tmp_path) -> None:
+    p = tmp_path / "f.bin"
+    blob = os.urandom(3000)
+    p.write_bytes(blob)
+    good = hashlib.sha1(blob[1000:2000]).digest()
+    assert _pread_verified(p, 1000, 1000, good) == blob[1000:2000]
+    assert _pread_verified(p, 1001, 1000, good) is None          # wrong bytes
+    assert _pread_verified(p, 2500, 1000, good) is None          # short read
+    assert _pread_verified(tmp_path / "missing", 0, 10, good) is None
+
+
+@pytest.fixture(autouse=True)
+def _short_age(monkeypatch):
+    monkeypatch.setattr(torrent_mod, "VERIFIED_READ_AGE_S", 0.05)
+
