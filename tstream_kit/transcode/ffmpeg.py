@@ -108,7 +108,7 @@ class TranscodeBusy(RuntimeError):
     """Every transcode slot is taken (TSTREAM_TRANSCODE_LIMIT)."""
 
 
-@dataclass
+@dataclass(eq=False)  # identity: jobs go in sets
 class FfmpegJob:
     """One running ffmpeg; ``stop()`` ends it (SIGTERM, SIGKILL after a grace period)."""
 
@@ -121,6 +121,7 @@ class FfmpegJob:
     bytes_out: int = 0
     stopped: bool = False
     _stderr_task: asyncio.Task | None = None
+    _stop_task: asyncio.Future | None = None
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -154,27 +155,52 @@ class FfmpegJob:
         return "\n".join(self.stderr_tail)[-1500:]
 
     async def stop(self) -> None:
-        """End the process (its own session: only this pid is signalled) and reap it."""
+        """End the process (its own session: only this pid is signalled) and reap it.
+
+        Idempotent and shared: every caller awaits the same stop, so a server stopping while a
+        viewer's disconnect is still stopping the job waits for the reap instead of returning
+        early (which left an unreaped process whose transport was collected after the loop
+        closed: "RuntimeError: Event loop is closed" at exit, seen in CI).
+        """
         self.stopped = True
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stop_task)
+
+    async def _stop(self) -> None:
         proc = self.proc
         if proc is None:
             return
+        # asyncio's Process.wait() (3.11) returns only once every pipe is closed too, and a
+        # viewer who left stopped reading stdout, so its pipe stays paused with data in it:
+        # wait() then never returned and every stop took the grace period plus the 5 s below
+        # (7 s, measured) and left the transport to be collected after the loop closed. We do
+        # not want the rest of the output: close our end of stdout first. ffmpeg, blocked on a
+        # full pipe, then gets EPIPE and exits on the SIGTERM at once. (No public handle on a
+        # Process's transport; get_pipe_transport is public on the transport.)
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            stdout_pipe = transport.get_pipe_transport(1)
+            if stdout_pipe is not None:
+                stdout_pipe.close()
         if proc.returncode is None:
             try:
                 os.kill(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
+        except asyncio.TimeoutError:
             try:
-                await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                await asyncio.wait_for(proc.wait(), 5.0)
             except asyncio.TimeoutError:
-                try:
-                    os.kill(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                try:
-                    await asyncio.wait_for(proc.wait(), 5.0)
-                except asyncio.TimeoutError:
-                    log.error("ffmpeg %d did not exit 5 s after SIGKILL", proc.pid)
+                log.error("ffmpeg %d did not exit 5 s after SIGKILL", proc.pid)
+        if transport is not None and proc.returncode is not None:
+            transport.close()
         if self._stderr_task is not None:
             try:
                 await asyncio.wait_for(self._stderr_task, 2.0)
@@ -199,6 +225,7 @@ class TranscodeLimit:
         self.limit = limit
         self.wait_s = wait_s
         self.jobs: dict[tuple, FfmpegJob] = {}
+        self._stopping: set[FfmpegJob] = set()
         self._changed = asyncio.Event()
 
     async def start(self, key: tuple, cmd: list[str], **info: Any) -> FfmpegJob:
@@ -232,10 +259,15 @@ class TranscodeLimit:
         if self.jobs.get(job.key) is job:
             del self.jobs[job.key]
         self._changed.set()
-        await job.stop()
+        self._stopping.add(job)
+        try:
+            await job.stop()
+        finally:
+            self._stopping.discard(job)
 
     async def stop_all(self) -> None:
-        for job in list(self.jobs.values()):
+        """Stop every job, including those a disconnect is stopping right now, and reap them."""
+        for job in list(self.jobs.values()) + list(self._stopping):
             await self.finish(job)
 
     def snapshot(self) -> list[dict[str, Any]]:
