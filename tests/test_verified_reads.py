@@ -91,3 +91,35 @@ def test_pread_verified_checks_length_and_hash(tmp_path) -> None:
 def _short_age(monkeypatch):
     monkeypatch.setattr(torrent_mod, "VERIFIED_READ_AGE_S", 0.05)
 
+
+
+async def test_verified_reads_find_the_file_of_a_piece_in_a_pack(engine: Engine, make_file, make_swarm) -> None:
+    """Several files: a piece inside the second or third file is read from that file (the
+    file is found by bisection on file offsets); a piece across two files is left to
+    read_piece."""
+    sizes = [5 * PIECE + 1000, 7 * PIECE + 3000, 6 * PIECE]
+    srcs = [make_file(f"pack{i}.mp4", n, seed=40 + i) for i, n in enumerate(sizes)]
+    blob = b"".join(p.read_bytes() for p in srcs)
+    swarm = make_swarm(srcs)
+    t = engine.add_magnet(swarm.magnet)
+    await t.wait_metadata(10)
+    offsets = [f.offset for f in t.files]
+    assert offsets == sorted(offsets) and len(t.files) == 3
+    readers = [FileReader(t, f, piece_timeout=20) for f in t.files]
+    try:
+        for r, f in zip(readers, t.files):
+            assert await r.read_exact(0, f.size) == blob[f.offset:f.offset + f.size]
+        await asyncio.sleep(torrent_mod.VERIFIED_READ_AGE_S + 0.05)
+        inside = [p for p in range(t.num_pieces)
+                  if any(f.offset <= p * PIECE and (p + 1) * PIECE <= f.offset + f.size for f in t.files)]
+        across = [p for p in range(t.num_pieces - 1) if p not in inside]
+        assert across and any(p * PIECE > t.files[1].offset for p in inside)
+        for p in inside:
+            got = await t._verified_pread(p)
+            assert got == blob[p * PIECE:(p + 1) * PIECE], p
+        for p in across:
+            assert await t._verified_pread(p) is None, p
+        assert t.verified_misses == 0
+    finally:
+        for r in readers:
+            r.close()

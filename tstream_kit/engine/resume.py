@@ -6,8 +6,8 @@ file priorities, peers) as resume data: ``handle.save_resume_data()`` posts a
 ``lt.write_resume_data_buf``; at start ``lt.read_resume_data`` turns the file
 back into ``add_torrent_params``, and libtorrent trusts the listed pieces
 (after checking the files' sizes and times) instead of hashing or downloading
-them again. Files are replaced atomically (write, fsync, rename), so a crash
-in the middle of a save leaves the previous state.
+them again. Files are replaced atomically (write, fsync, rename, fsync of the
+directory), so a crash in the middle of a save leaves the previous state.
 """
 from __future__ import annotations
 
@@ -22,6 +22,20 @@ log = logging.getLogger("tstream.engine")
 __all__ = ["ResumeFiles"]
 
 _NAME = re.compile(r"^[0-9a-f]{40}\.resume$")
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX: fsync the directory); best effort."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class ResumeFiles:
@@ -40,6 +54,7 @@ class ResumeFiles:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
+        _fsync_dir(self.dir)        # the rename itself survives a power cut
         return final
 
     def delete(self, infohash: str) -> None:

@@ -27,6 +27,7 @@ the download ran at full speed, against ~1 ms this way.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import logging
 import os
@@ -142,6 +143,8 @@ class Torrent:
             for i in range(fs.num_files())
             if not int(fs.file_flags(i)) & pad
         ]
+        # file start offsets, ascending (torrent order): which file holds a piece, by bisection
+        self._file_offsets = [f.offset for f in self.files]
         self.default_file = choose_default_file(self.files)
         self.have = bytearray(self.num_pieces)
         self.on_disk = bytearray(self.num_pieces)
@@ -364,10 +367,11 @@ class Torrent:
             return None
         start = piece * self.piece_length
         size = self.piece_size(piece)
-        f = next((f for f in self.files
-                  if f.offset <= start and start + size <= f.offset + f.size), None)
-        if f is None:
-            return None
+        # the last file starting at or before the piece (after any empty files at that offset)
+        i = bisect.bisect_right(self._file_offsets, start) - 1
+        f = self.files[i] if i >= 0 else None
+        if f is None or start + size > f.offset + f.size:
+            return None             # the piece spans files (or pad): read_piece handles it
         try:
             expected = bytes(self._info.hash_for_piece(piece))
         except (RuntimeError, IndexError):
