@@ -123,3 +123,41 @@ async def test_verified_reads_find_the_file_of_a_piece_in_a_pack(engine: Engine,
     finally:
         for r in readers:
             r.close()
+
+
+async def test_a_reader_behind_the_download_gets_fenced_pieces_from_disk(engine: Engine, make_file,
+                                                                        make_swarm) -> None:
+    """While the torrent still downloads, a reader that lags behind it gets flush_cache fences:
+    the pieces finished before a completed fence count as on disk, so the reader's next span is
+    a pread/sendfile run (disk_span) instead of read_piece or a second SHA-1."""
+    size = 64 * PIECE + 4321
+    src = make_file("lag.mp4", size, seed=51)
+    data = src.read_bytes()
+    swarm = make_swarm([src], upload_rate=4_000_000)     # ~16 s for the file: never done here
+    t = engine.add_magnet(swarm.magnet)
+    await t.wait_metadata(10)
+    r = FileReader(t, t.file(0), piece_timeout=20)
+    try:
+        assert await r.read_exact(0, PIECE) == data[:PIECE]
+        # the reader pauses; the download goes on ahead of it
+        deadline = time.monotonic() + 20
+        while sum(t.have[1:torrent_mod.FENCE_LOOKAHEAD]) < torrent_mod.FENCE_MIN_PIECES + 4:
+            assert time.monotonic() < deadline, "the download did not get ahead of the reader"
+            await asyncio.sleep(0.05)
+        # a fence is issued on a piece finishing, and proves what was in when it was issued
+        while not t.on_disk[1]:
+            assert time.monotonic() < deadline, f"no fence made piece 1 on disk ({t.fences} fences)"
+            await asyncio.sleep(0.02)
+        assert t.fences >= 1 and sum(t.have) < t.num_pieces
+        span = r.disk_span(PIECE, 32 * PIECE)
+        assert span is not None
+        fd, n = span
+        run = t.on_disk.find(0, 1)
+        assert n == run * PIECE - PIECE and n >= PIECE      # the run on disk, not all or nothing
+        assert os.pread(fd, n, PIECE) == data[PIECE:PIECE + n]
+        # and the read path preads a partial run too
+        rest = await r.read_exact(PIECE + n, size - PIECE - n)
+        assert rest == data[PIECE + n:]
+        assert t.verified_misses == 0
+    finally:
+        r.close()

@@ -117,6 +117,10 @@ class FileReader:
         last_needed = (abs_off + min(n, DIRECT_CHUNK) - 1) // plen
         if t.pieces_on_disk(self.file.index, range(piece, last_needed + 1)):
             data = await self._pread(offset, min(n, DIRECT_CHUNK))
+        elif t.pieces_on_disk(self.file.index, range(piece, piece + 1)):
+            # the head of the chunk is on disk, not all of it: pread the run that is
+            end = t.on_disk.find(0, piece, last_needed + 1)
+            data = await self._pread(offset, min(n, end * plen - abs_off))
         else:
             data = t.cached_piece(piece)
             if data is None:
@@ -158,9 +162,15 @@ class FileReader:
             return None
         n = min(size, self.file.size - offset)
         abs_off = self.file.offset + offset
-        pieces = range(abs_off // t.piece_length, (abs_off + n - 1) // t.piece_length + 1)
-        if not t.pieces_on_disk(self.file.index, pieces):
-            return None
+        plen = t.piece_length
+        first, last = abs_off // plen, (abs_off + n - 1) // plen
+        if not t.pieces_on_disk(self.file.index, range(first, last + 1)):
+            # the run of pieces on disk from the head: a reader behind a download that is
+            # still going sends what is proven written, then looks again
+            if not t.pieces_on_disk(self.file.index, range(first, first + 1)):
+                return None
+            end = t.on_disk.find(0, first, last + 1)
+            n = end * plen - abs_off
         if self._fd is None:
             try:
                 self._fd = os.open(t.file_path(self.file.index), os.O_RDONLY)

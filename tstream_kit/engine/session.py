@@ -240,8 +240,9 @@ class Engine:
         self.trim_seconds = 0.0      # how long the last malloc_trim took
         self.resume = ResumeFiles(Path(config.data_dir) / "resume")
         self._resume_waiters: dict[str, list[asyncio.Future]] = {}
-        #: torrents between remove() and remove_torrent: their flush_cache fences
-        self._removing: dict[str, asyncio.Future] = {}
+        #: torrents between remove() and remove_torrent: [future of their flush_cache fence,
+        #: cache_flushed alerts still to come before it]
+        self._removing: dict[str, list[Any]] = {}
 
     # ------------------------------------------------------------------ life
     async def start(self) -> None:
@@ -403,7 +404,10 @@ class Engine:
         downloaded (bench/load_bench.py; docs/RELIABILITY.md). Paused, nothing new arrives; the
         fence completes behind every outstanding write and hash."""
         key = torrent.infohash
-        fut = self._removing[key] = asyncio.get_running_loop().create_future()
+        fut = asyncio.get_running_loop().create_future()
+        # fences the torrent issued while streaming complete first, in order: wait for ours,
+        # the alert after theirs (the first alert would not cover writes issued after it)
+        self._removing[key] = [fut, torrent.fences_in_flight + 1]
         try:
             torrent.handle.pause()
             torrent.handle.flush_cache()
@@ -496,11 +500,13 @@ class Engine:
     def _on_cache_flushed(self, a: Any) -> None:
         if self._removing:
             try:
-                fut = self._removing.get(infohash_key(a.handle.info_hashes()))
+                waiting = self._removing.get(infohash_key(a.handle.info_hashes()))
             except RuntimeError:
-                fut = None
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+                waiting = None
+            if waiting is not None:
+                waiting[1] -= 1
+                if waiting[1] <= 0 and not waiting[0].done():
+                    waiting[0].set_result(None)
         t = self._torrent_of(a)
         if t:
             t.on_cache_flushed()
