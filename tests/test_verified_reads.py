@@ -22,7 +22,15 @@ async def _wait_have(t, pieces, timeout: float = 20) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_old_pieces_are_read_verified_then_from_disk(engine: Engine, make_file, make_swarm) -> None:
+@pytest.fixture
+def no_fences(monkeypatch):
+    """The verified road alone: no flush fence proves pieces on disk behind the test's back
+    (a fence during the first read would send the later reads to pread instead)."""
+    monkeypatch.setattr(torrent_mod, "FENCE_INTERVAL_S", float("inf"))
+
+
+async def test_old_pieces_are_read_verified_then_from_disk(engine: Engine, make_file, make_swarm,
+                                                           no_fences) -> None:
     size = 48 * PIECE + 777
     src = make_file("slow.mp4", size, seed=31)
     data = src.read_bytes()
@@ -52,7 +60,8 @@ async def test_old_pieces_are_read_verified_then_from_disk(engine: Engine, make_
         r.close()
 
 
-async def test_a_piece_whose_bytes_differ_is_not_trusted(engine: Engine, make_file, make_swarm) -> None:
+async def test_a_piece_whose_bytes_differ_is_not_trusted(engine: Engine, make_file, make_swarm,
+                                                        no_fences) -> None:
     size = 40 * PIECE
     src = make_file("bad.mp4", size, seed=32)
     swarm = make_swarm([src], upload_rate=1_500_000)

@@ -115,12 +115,9 @@ class FileReader:
 
         n = min(max_size, size - offset)
         last_needed = (abs_off + min(n, DIRECT_CHUNK) - 1) // plen
-        if t.pieces_on_disk(self.file.index, range(piece, last_needed + 1)):
-            data = await self._pread(offset, min(n, DIRECT_CHUNK))
-        elif t.pieces_on_disk(self.file.index, range(piece, piece + 1)):
-            # the head of the chunk is on disk, not all of it: pread the run that is
-            end = t.on_disk.find(0, piece, last_needed + 1)
-            data = await self._pread(offset, min(n, end * plen - abs_off))
+        run_end = t.disk_run_end(self.file.index, piece, last_needed)
+        if run_end > piece:
+            data = await self._pread(offset, min(n, DIRECT_CHUNK, run_end * plen - abs_off))
         else:
             data = t.cached_piece(piece)
             if data is None:
@@ -163,14 +160,11 @@ class FileReader:
         n = min(size, self.file.size - offset)
         abs_off = self.file.offset + offset
         plen = t.piece_length
-        first, last = abs_off // plen, (abs_off + n - 1) // plen
-        if not t.pieces_on_disk(self.file.index, range(first, last + 1)):
-            # the run of pieces on disk from the head: a reader behind a download that is
-            # still going sends what is proven written, then looks again
-            if not t.pieces_on_disk(self.file.index, range(first, first + 1)):
-                return None
-            end = t.on_disk.find(0, first, last + 1)
-            n = end * plen - abs_off
+        first = abs_off // plen
+        run_end = t.disk_run_end(self.file.index, first, (abs_off + n - 1) // plen)
+        if run_end == first:
+            return None
+        n = min(n, run_end * plen - abs_off)
         if self._fd is None:
             try:
                 self._fd = os.open(t.file_path(self.file.index), os.O_RDONLY)

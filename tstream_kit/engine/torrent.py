@@ -428,11 +428,14 @@ class Torrent:
             _, old = self._cache.popitem(last=False)
             self._cache_bytes -= len(old)
 
-    def pieces_on_disk(self, file_index: int, pieces: range) -> bool:
+    def disk_run_end(self, file_index: int, first: int, last: int) -> int:
+        """End (exclusive) of the run of pieces known to be on disk from ``first`` on, within
+        ``first..last``: ``last + 1`` if all are, ``first`` if ``first`` is not. A reader behind
+        a download that is still going reads what is proven written, then looks again."""
         if file_index not in self.direct_files:
-            return False
-        od = self.on_disk
-        return all(od[p] for p in pieces)
+            return first
+        end = self.on_disk.find(0, first, last + 1)
+        return last + 1 if end < 0 else end
 
     # ------------------------------------------------------------- finishing
     def on_finished(self) -> None:
