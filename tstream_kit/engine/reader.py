@@ -49,6 +49,8 @@ DIRECT_CHUNK = 4 * 1024 * 1024
 #: deadline of the file's first/last pieces when the file is opened
 ENDS_HEAD_BYTES = 1024 * 1024
 ENDS_TAIL_BYTES = 1024 * 1024
+#: a reader that read at least this much asks for a malloc_trim when it closes
+TRIM_AFTER_BYTES = 32 * 1024 * 1024
 
 _ids = itertools.count(1)
 
@@ -319,6 +321,8 @@ class FileReader:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self.bytes_read >= TRIM_AFTER_BYTES:
+            t.engine.trim_soon()
 
     def snapshot(self) -> dict[str, Any]:
         ahead = self.buffered_ahead()
