@@ -25,6 +25,23 @@ async def _wait_for(cond, timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+async def _streaming(engine: Engine, make_file, make_swarm, name: str, size: int, seed: int,
+                     upload_rate: int = 0):
+    """A torrent of one random file on a loopback seeder: (torrent, its file, the bytes)."""
+    src = make_file(name, size, seed=seed)
+    swarm = make_swarm([src], upload_rate=upload_rate)
+    torrent = engine.add_magnet(swarm.magnet)
+    await torrent.wait_metadata(10)
+    return torrent, torrent.file(0), src.read_bytes()
+
+
+async def _first_byte_then_close(torrent, f, data: bytes) -> None:
+    """A player's first request, dropped after its first byte: every reader is closed after."""
+    first = FileReader(torrent, f, piece_timeout=30)
+    assert await first.read(0, 1) == data[:1]
+    first.close()
+
+
 def _expected_anchor(torrent) -> int:
     """The last missing piece no reader claims (one wanted file here)."""
     claimed = torrent.deadline_pieces()
@@ -33,13 +50,9 @@ def _expected_anchor(torrent) -> int:
 
 async def test_anchor_is_the_last_unclaimed_missing_piece_at_lowest_priority(
         engine: Engine, make_file, make_swarm) -> None:
-    size = 48 * PIECE + 999
-    src = make_file("anchor.mp4", size, seed=51)
-    data = src.read_bytes()
-    swarm = make_swarm([src], upload_rate=2_000_000)        # ~6 s: still downloading throughout
-    torrent = engine.add_magnet(swarm.magnet)
-    await torrent.wait_metadata(10)
-    f = torrent.file(0)
+    # 2 MB/s: ~6 s, still downloading throughout
+    torrent, f, data = await _streaming(engine, make_file, make_swarm, "anchor.mp4", 48 * PIECE + 999,
+                                        51, upload_rate=2_000_000)
     assert torrent.summary()["pipeline"]["anchor_piece"] is None, "no anchor before any reader"
 
     reader = FileReader(torrent, f, piece_timeout=30)
@@ -67,16 +80,9 @@ async def test_anchor_is_the_last_unclaimed_missing_piece_at_lowest_priority(
 
 
 async def test_a_seek_on_a_fast_pipeline_keeps_it(engine: Engine, make_file, make_swarm) -> None:
-    size = 160 * PIECE
-    src = make_file("fast.mp4", size, seed=52)
-    data = src.read_bytes()
-    swarm = make_swarm([src])                              # unlimited loopback seeder
-    torrent = engine.add_magnet(swarm.magnet)
-    await torrent.wait_metadata(10)
-    f = torrent.file(0)
-    first = FileReader(torrent, f, piece_timeout=30)
-    assert await first.read(0, 1) == data[:1]
-    first.close()
+    # unlimited loopback seeder
+    torrent, f, data = await _streaming(engine, make_file, make_swarm, "fast.mp4", 160 * PIECE, 52)
+    await _first_byte_then_close(torrent, f, data)
     off = 100 * PIECE + 3
     seek = FileReader(torrent, f, piece_timeout=30)
     try:
@@ -91,16 +97,10 @@ async def test_a_seek_on_a_fast_pipeline_keeps_it(engine: Engine, make_file, mak
 
 async def test_a_seek_on_a_slow_pipeline_lets_libtorrent_cancel(
         engine: Engine, make_file, make_swarm) -> None:
-    size = 64 * PIECE
-    src = make_file("slow.mp4", size, seed=53)
-    data = src.read_bytes()
-    swarm = make_swarm([src], upload_rate=1_000_000)        # 1 MB/s: a 64-block queue is ~1 s
-    torrent = engine.add_magnet(swarm.magnet)
-    await torrent.wait_metadata(10)
-    f = torrent.file(0)
-    first = FileReader(torrent, f, piece_timeout=30)
-    assert await first.read(0, 1) == data[:1]
-    first.close()
+    # 1 MB/s: a 64-block queue is ~1 s
+    torrent, f, data = await _streaming(engine, make_file, make_swarm, "slow.mp4", 64 * PIECE, 53,
+                                        upload_rate=1_000_000)
+    await _first_byte_then_close(torrent, f, data)
     # let requests pile up at the peer and pieces finish, so that the drain can be estimated
     await asyncio.sleep(0.6)
     assert torrent._pipeline_drain_s() > torrent_mod.KEEP_PIPELINE_S
@@ -117,12 +117,8 @@ async def test_a_seek_on_a_slow_pipeline_lets_libtorrent_cancel(
 
 async def test_the_ends_are_fetched_by_the_first_reader_only(engine: Engine, make_file, make_swarm) -> None:
     size = 64 * PIECE
-    src = make_file("ends.mp4", size, seed=54)
-    data = src.read_bytes()
-    swarm = make_swarm([src], upload_rate=1_000_000)
-    torrent = engine.add_magnet(swarm.magnet)
-    await torrent.wait_metadata(10)
-    f = torrent.file(0)
+    torrent, f, data = await _streaming(engine, make_file, make_swarm, "ends.mp4", size, 54,
+                                        upload_rate=1_000_000)
     ends = ("ends", f.index)
     a = FileReader(torrent, f, piece_timeout=30)
     assert await a.read(0, 1) == data[:1]
