@@ -2,7 +2,8 @@
 
 A seek is a reader opening after every other reader closed (a player drops its request and asks
 for another range). libtorrent cancels every request in flight when a torrent's first
-time-critical piece is set; the torrent's anchor (one time-critical piece of its own, see
+time-critical piece is set; the torrent's anchor (off by default for now, see
+``PIPELINE_ANCHOR``) (one time-critical piece of its own, see
 ``ANCHOR_DEADLINE_MS`` in tstream_kit/engine/torrent.py) keeps the requests flowing unless they
 would take long to drain. Real loopback swarms; the timing effect is measured by
 bench/stream_bench.py, not here.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+
+import pytest
 
 from conftest import PIECE
 from tstream_kit.engine import Engine, FileReader
@@ -23,6 +26,12 @@ async def _wait_for(cond, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def anchor_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The anchor is off by default (PIPELINE_ANCHOR): these tests keep its mechanism working."""
+    monkeypatch.setattr(torrent_mod, "PIPELINE_ANCHOR", True)
 
 
 async def _streaming(engine: Engine, make_file, make_swarm, name: str, size: int, seed: int,
@@ -49,7 +58,7 @@ def _expected_anchor(torrent) -> int:
 
 
 async def test_anchor_is_the_last_unclaimed_missing_piece_at_lowest_priority(
-        engine: Engine, make_file, make_swarm) -> None:
+        engine: Engine, make_file, make_swarm, anchor_on) -> None:
     # 2 MB/s: ~6 s, still downloading throughout
     torrent, f, data = await _streaming(engine, make_file, make_swarm, "anchor.mp4", 48 * PIECE + 999,
                                         51, upload_rate=2_000_000)
@@ -79,7 +88,7 @@ async def test_anchor_is_the_last_unclaimed_missing_piece_at_lowest_priority(
         reader.close()
 
 
-async def test_a_seek_on_a_fast_pipeline_keeps_it(engine: Engine, make_file, make_swarm) -> None:
+async def test_a_seek_on_a_fast_pipeline_keeps_it(engine: Engine, make_file, make_swarm, anchor_on) -> None:
     # unlimited loopback seeder
     torrent, f, data = await _streaming(engine, make_file, make_swarm, "fast.mp4", 160 * PIECE, 52)
     await _first_byte_then_close(torrent, f, data)
@@ -96,7 +105,7 @@ async def test_a_seek_on_a_fast_pipeline_keeps_it(engine: Engine, make_file, mak
 
 
 async def test_a_seek_on_a_slow_pipeline_lets_libtorrent_cancel(
-        engine: Engine, make_file, make_swarm) -> None:
+        engine: Engine, make_file, make_swarm, anchor_on) -> None:
     # 1 MB/s: a 64-block queue is ~1 s
     torrent, f, data = await _streaming(engine, make_file, make_swarm, "slow.mp4", 64 * PIECE, 53,
                                         upload_rate=1_000_000)
@@ -133,3 +142,14 @@ async def test_the_ends_are_fetched_by_the_first_reader_only(engine: Engine, mak
         assert max(torrent.pieces_claimed_by(b)) < torrent.num_pieces - 4
     finally:
         b.close()
+
+
+async def test_the_anchor_is_off_by_default(engine: Engine, make_file, make_swarm) -> None:
+    torrent, f, data = await _streaming(engine, make_file, make_swarm, "off.mp4", 48 * PIECE, 55,
+                                        upload_rate=2_000_000)
+    reader = FileReader(torrent, f, piece_timeout=30)
+    try:
+        assert await reader.read(0, 10) == data[:10]
+        assert torrent.summary()["pipeline"]["anchor_piece"] is None
+    finally:
+        reader.close()

@@ -80,6 +80,10 @@ FENCE_LOOKAHEAD = 64
 #: 6 runs each). So while a torrent downloads it holds one time-critical piece
 #: of its own: the last missing piece nobody reads, with a deadline days away
 #: and the lowest priority, so that sequential picking still leaves it for last.
+#: OFF by default: with it on, tests/test_server.py's ranges at 1-3 MB/s once saw a range
+#: wait 4 s, until the whole download was in, for its two pieces (1 run in 5; cause not
+#: found yet: docs/PERFORMANCE.md, session 4). A stall is worse than the seek it saves.
+PIPELINE_ANCHOR = False
 ANCHOR_DEADLINE_MS = 1_000_000_000
 ANCHOR_PRIORITY = 1
 #: ... but cancelling is right when the requests in flight take long to drain
@@ -618,7 +622,7 @@ class Torrent:
         """Hold one time-critical piece while the torrent downloads
         (``ANCHOR_DEADLINE_MS``): the last missing piece of a wanted file that
         no reader claims."""
-        if self._anchor is not None or self.closed or not self.checked:
+        if not PIPELINE_ANCHOR or self._anchor is not None or self.closed or not self.checked:
             return
         piece = self._anchor_candidate()
         if piece is None:
