@@ -1,11 +1,12 @@
-"""What a seek leaves libtorrent to do (issue 11): the pipeline anchor, and ends fetched once.
+"""What a seek leaves libtorrent to do (issue 11): the seek bridge, and ends fetched once.
 
 A seek is a reader opening after every other reader closed (a player drops its request and asks
 for another range). libtorrent cancels every request in flight when a torrent's first
-time-critical piece is set; the torrent's anchor (off by default for now, see
-``PIPELINE_ANCHOR``) (one time-critical piece of its own, see
-``ANCHOR_DEADLINE_MS`` in tstream_kit/engine/torrent.py) keeps the requests flowing unless they
-would take long to drain. Real loopback swarms; the timing effect is measured by
+time-critical piece is set. When the last claim on a missing piece is released, the torrent sets
+time-critical pieces of its own first (the bridge: ``PIPELINE_ANCHOR`` and ``BRIDGE_PIECES`` in
+tstream_kit/engine/torrent.py), so the next reader's claim cancels nothing unless the requests in
+flight would take long to drain; the bridge goes when that reader's claims hold libtorrent's list,
+or after ``BRIDGE_GRACE_S``. Real loopback swarms; the timing effect is measured by
 bench/stream_bench.py, not here.
 """
 from __future__ import annotations
@@ -28,12 +29,6 @@ async def _wait_for(cond, timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest.fixture
-def anchor_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The anchor is off by default (PIPELINE_ANCHOR): these tests keep its mechanism working."""
-    monkeypatch.setattr(torrent_mod, "PIPELINE_ANCHOR", True)
-
-
 async def _streaming(engine: Engine, make_file, make_swarm, name: str, size: int, seed: int,
                      upload_rate: int = 0):
     """A torrent of one random file on a loopback seeder: (torrent, its file, the bytes)."""
@@ -51,77 +46,95 @@ async def _first_byte_then_close(torrent, f, data: bytes) -> None:
     first.close()
 
 
-def _expected_anchor(torrent) -> int:
-    """The last missing piece no reader claims (one wanted file here)."""
+def _bridge(torrent) -> list[int]:
+    return torrent.summary()["pipeline"]["bridge_pieces"]
+
+
+def _last_missing(torrent, n: int) -> list[int]:
+    """The last ``n`` missing pieces no reader claims (one wanted file here)."""
     claimed = torrent.deadline_pieces()
-    return max(p for p in range(torrent.num_pieces) if not torrent.have[p] and p not in claimed)
+    return sorted((p for p in range(torrent.num_pieces) if not torrent.have[p] and p not in claimed),
+                  reverse=True)[:n]
 
 
-async def test_anchor_is_the_last_unclaimed_missing_piece_at_lowest_priority(
-        engine: Engine, make_file, make_swarm, anchor_on) -> None:
+async def test_the_bridge_spans_the_gap_between_readers_only(
+        engine: Engine, make_file, make_swarm, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torrent_mod, "BRIDGE_GRACE_S", 0.5)
     # 2 MB/s: ~6 s, still downloading throughout
-    torrent, f, data = await _streaming(engine, make_file, make_swarm, "anchor.mp4", 48 * PIECE + 999,
+    torrent, f, data = await _streaming(engine, make_file, make_swarm, "bridge.mp4", 48 * PIECE + 999,
                                         51, upload_rate=2_000_000)
-    assert torrent.summary()["pipeline"]["anchor_piece"] is None, "no anchor before any reader"
-
     reader = FileReader(torrent, f, piece_timeout=30)
-    try:
-        assert await reader.read(0, 10) == data[:10]
-        anchor = torrent.summary()["pipeline"]["anchor_piece"]
-        assert anchor is not None
-        tail = torrent.pieces_claimed_by(("ends", f.index))
-        assert tail and anchor not in tail, "the anchor must not be a piece a reader claims"
-        assert anchor == _expected_anchor(torrent)
-        # lowest priority: sequential picking leaves it for last
-        await _wait_for(lambda: torrent.handle.piece_priority(anchor) == torrent_mod.ANCHOR_PRIORITY,
-                        5, "the anchor's priority")
-        # while the pieces before it download, it stays missing
-        have_then = sum(torrent.have)
-        await _wait_for(lambda: sum(torrent.have) >= have_then + 4, 20, "4 more pieces")
-        assert not torrent.have[anchor]
-        # a reader that claims the anchor's piece moves the anchor below it
-        assert await reader.read(anchor * PIECE, 5) == data[anchor * PIECE:anchor * PIECE + 5]
-        moved = torrent.summary()["pipeline"]["anchor_piece"]
-        assert moved is not None and moved != anchor
-        assert moved == _expected_anchor(torrent)
-    finally:
-        reader.close()
+    assert await reader.read(0, 10) == data[:10]
+    assert _bridge(torrent) == [], "a reader's own claims hold the list: no bridge"
+    reader.close()
+    bridge = _bridge(torrent)
+    assert len(bridge) == torrent_mod.BRIDGE_PIECES, "the last claim on a missing piece went"
+    assert bridge == _last_missing(torrent, torrent_mod.BRIDGE_PIECES)
+    assert torrent.summary()["pipeline"]["bridges"] == 1
+    # after the grace, with no reader, it goes, and the pieces are back at the files' priority
+    await _wait_for(lambda: not _bridge(torrent), 5, "the grace to end")
+    for piece in bridge:
+        assert torrent.have[piece] or torrent.handle.piece_priority(piece) == 4
 
 
-async def test_a_seek_on_a_fast_pipeline_keeps_it(engine: Engine, make_file, make_swarm, anchor_on) -> None:
-    # unlimited loopback seeder
-    torrent, f, data = await _streaming(engine, make_file, make_swarm, "fast.mp4", 160 * PIECE, 52)
+async def test_a_finished_bridge_piece_is_replaced_while_the_other_holds(
+        engine: Engine, make_file, make_swarm, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torrent_mod, "BRIDGE_GRACE_S", 30)
+    torrent, f, data = await _streaming(engine, make_file, make_swarm, "chain.mp4", 48 * PIECE,
+                                        56, upload_rate=2_000_000)
     await _first_byte_then_close(torrent, f, data)
+    first = _bridge(torrent)[0]
+    # only the head of libtorrent's list is requested: the first piece comes, the second waits
+    await _wait_for(lambda: torrent.have[first], 10, "the bridge's first piece")
+    bridge = _bridge(torrent)
+    assert first not in bridge and len(bridge) == torrent_mod.BRIDGE_PIECES
+    assert torrent.summary()["pipeline"]["bridges"] == 1, "the same bridge, one piece replaced"
+
+
+async def test_a_seek_on_a_fast_pipeline_keeps_it(engine: Engine, make_file, make_swarm) -> None:
+    # 32 MB/s, the bench's seek seeder: the first reader's claims are still in flight at its close
+    torrent, f, data = await _streaming(engine, make_file, make_swarm, "fast.mp4", 160 * PIECE, 52,
+                                        upload_rate=32_000_000)
+    await _first_byte_then_close(torrent, f, data)
+    assert _bridge(torrent), "the bridge is up between the two readers"
     off = 100 * PIECE + 3
     seek = FileReader(torrent, f, piece_timeout=30)
     try:
         assert await seek.read_exact(off, PIECE) == data[off:off + PIECE]
+        assert _bridge(torrent) == [], "the seek's claims hold the list: the bridge is down"
     finally:
         seek.close()
     assert torrent.summary()["pipeline"]["cancels"] == 0
-    # once everything is in, there is nothing to anchor
+    # once everything is in, there is nothing to bridge
     await _wait_for(lambda: all(torrent.have), 30, "the whole download")
-    assert torrent.summary()["pipeline"]["anchor_piece"] is None
+    assert _bridge(torrent) == []
 
 
-async def test_a_seek_on_a_slow_pipeline_lets_libtorrent_cancel(
-        engine: Engine, make_file, make_swarm, anchor_on) -> None:
+async def test_a_seek_on_a_slow_pipeline_lets_libtorrent_cancel(engine: Engine, make_file, make_swarm) -> None:
     # 1 MB/s: a 64-block queue is ~1 s
     torrent, f, data = await _streaming(engine, make_file, make_swarm, "slow.mp4", 64 * PIECE, 53,
                                         upload_rate=1_000_000)
     await _first_byte_then_close(torrent, f, data)
-    # let requests pile up at the peer and pieces finish, so that the drain can be estimated
-    await asyncio.sleep(0.6)
+    assert _bridge(torrent)
+    await asyncio.sleep(0.3)    # the peer's rate settles
     assert torrent._pipeline_drain_s() > torrent_mod.KEEP_PIPELINE_S
     off = 40 * PIECE + 11
     seek = FileReader(torrent, f, piece_timeout=30)
     try:
         assert await seek.read_exact(off, 1000) == data[off:off + 1000]
+        assert _bridge(torrent) == []
     finally:
         seek.close()
-    summary = torrent.summary()["pipeline"]
-    assert summary["cancels"] == 1
-    assert summary["anchor_piece"] is not None, "the anchor is back after the cancel"
+    assert torrent.summary()["pipeline"]["cancels"] == 1
+
+
+async def test_the_bridge_can_be_turned_off(engine: Engine, make_file, make_swarm,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torrent_mod, "PIPELINE_ANCHOR", False)
+    torrent, f, data = await _streaming(engine, make_file, make_swarm, "off.mp4", 48 * PIECE, 55,
+                                        upload_rate=2_000_000)
+    await _first_byte_then_close(torrent, f, data)
+    assert _bridge(torrent) == [] and torrent.summary()["pipeline"]["bridges"] == 0
 
 
 async def test_the_ends_are_fetched_by_the_first_reader_only(engine: Engine, make_file, make_swarm) -> None:
@@ -142,14 +155,3 @@ async def test_the_ends_are_fetched_by_the_first_reader_only(engine: Engine, mak
         assert max(torrent.pieces_claimed_by(b)) < torrent.num_pieces - 4
     finally:
         b.close()
-
-
-async def test_the_anchor_is_off_by_default(engine: Engine, make_file, make_swarm) -> None:
-    torrent, f, data = await _streaming(engine, make_file, make_swarm, "off.mp4", 48 * PIECE, 55,
-                                        upload_rate=2_000_000)
-    reader = FileReader(torrent, f, piece_timeout=30)
-    try:
-        assert await reader.read(0, 10) == data[:10]
-        assert torrent.summary()["pipeline"]["anchor_piece"] is None
-    finally:
-        reader.close()

@@ -69,30 +69,44 @@ EAGER_READ_PIECES = 8
 FENCE_INTERVAL_S = 0.1
 FENCE_MIN_PIECES = 8
 FENCE_LOOKAHEAD = 64
-#: The pipeline anchor. libtorrent cancels every request in flight to every
-#: peer when a torrent's first time-critical piece is set (its
+#: The seek bridge. libtorrent cancels every request in flight to every peer
+#: when a torrent's first time-critical piece is set (its
 #: ``cancel_non_critical``): what a reader that opens after all others closed,
 #: i.e. a player's seek, sets off. The connection then starts again from two
 #: requests, and a seeder's reply smaller than one segment waits for our ACK
 #: (Nagle on its side, the 40 ms delayed ACK on ours): twice, measured, so a
 #: 1 MiB seek took 92 ms on an unlimited loopback seeder (and 93 ms at 32 MB/s)
 #: against 11 ms (and 11 ms) with the requests kept flowing (in-process trace,
-#: 6 runs each). So while a torrent downloads it holds one time-critical piece
-#: of its own: the last missing piece nobody reads, with a deadline days away
-#: and the lowest priority, so that sequential picking still leaves it for last.
-#: OFF by default: with it on, tests/test_server.py's ranges at 1-3 MB/s once saw a range
-#: wait 4 s, until the whole download was in, for its two pieces (1 run in 5; cause not
-#: found yet: docs/PERFORMANCE.md, session 4). A stall is worse than the seek it saves.
-PIPELINE_ANCHOR = False
+#: 6 runs each). So when the last claim on a missing piece is released while
+#: the torrent downloads, the torrent first sets time-critical pieces of its
+#: own (``BRIDGE_PIECES`` of the last missing pieces nobody claims, deadlines
+#: days away), and lets them go once the next reader's claims hold the list,
+#: or after ``BRIDGE_GRACE_S`` without one (a player's next request comes
+#: within milliseconds).
+#: Only across that gap. While any time-critical piece is set, libtorrent's
+#: ordinary picker keeps one request per peer and only for top-priority pieces
+#: (``request_a_block``'s time-critical mode), so the download beyond the
+#: readers' windows stops. Session 4 held one such piece for as long as the
+#: torrent downloaded; each time it finished with no reader's piece left, the
+#: next one set off the very cancel it was there to prevent, and requests
+#: piled up at a slow peer (186 blocks at 0.6 MB/s: 5 s) that its drain
+#: estimate, taken from our own piece rate, missed; tests/test_server.py's
+#: ranges at 3 MB/s then waited up to 1 s each (session 5 trace).
+#: Two pieces: when the first finishes, the second holds the list while a
+#: third replaces it. Only the first is requested (libtorrent requests the
+#: head of its list, and the rest only within about a second of their
+#: deadlines), so the bridge costs one piece in flight.
+PIPELINE_ANCHOR = True
 ANCHOR_DEADLINE_MS = 1_000_000_000
-ANCHOR_PRIORITY = 1
+BRIDGE_PIECES = 2
+BRIDGE_GRACE_S = 2.0
 #: ... but cancelling is right when the requests in flight take long to drain
 #: (a slow peer: at 2 MB/s, 1 MiB seeks took 1.0 s with the cancel and 1.2 s
-#: without). At a seek, the anchor steps aside, so that libtorrent cancels,
-#: when the blocks queued at the peers need longer than this at the rate
-#: pieces finished in the last ``RATE_WINDOW_S``.
+#: without). At a seek, the bridge steps aside, so that libtorrent cancels,
+#: when the blocks queued at the peers need longer than this to arrive
+#: (``_pipeline_drain_s``).
 KEEP_PIPELINE_S = 0.1
-RATE_WINDOW_S = 0.5
+RATE_WINDOW_S = 1.0
 BLOCK_SIZE = 16 * 1024
 
 
@@ -154,11 +168,14 @@ class Torrent:
         self.verified_misses = 0
         self._cache_bytes = 0
         self._deadlines: dict[int, set[object]] = {}
-        self._anchor: int | None = None
+        self._recent_finishes: collections.deque[float] = collections.deque(maxlen=256)
+        self._checked_at = float("-inf")
+        self._anchors: list[int] = []          # the seek bridge's pieces (BRIDGE_PIECES)
+        self._bridge_timer: asyncio.TimerHandle | None = None
+        self.bridges = 0              # times the bridge was set up
         #: files whose first and last pieces a reader has asked for (FileReader._fetch_ends)
         self.ends_fetched: set[int] = set()
-        self.pipeline_cancels = 0     # seeks at which the anchor stepped aside
-        self._recent_finishes: collections.deque[float] = collections.deque(maxlen=512)
+        self.pipeline_cancels = 0     # seeks at which the bridge stepped aside
         self._wanted_files: set[int] = set()
         self.peer_hints: list[tuple[str, int]] = []   # x.pe peers, to reconnect
         self.part_file_recoveries = 0
@@ -271,6 +288,7 @@ class Torrent:
                 self.on_disk[i] = 1
                 self._set_have(i)
         self.direct_files |= self._wanted_files
+        self._checked_at = time.monotonic()
         self._checked.set()
 
     @property
@@ -290,9 +308,12 @@ class Torrent:
             now = self._finished_at[piece] = time.monotonic()
             self._recent_finishes.append(now)
             self._set_have(piece)
-            if piece == self._anchor:
-                self._anchor = None
-                self._ensure_anchor()
+            if piece in self._anchors:
+                self._anchors.remove(piece)
+                if self._anchors:       # the other one holds the list: replace this one
+                    self._open_bridge()
+                else:
+                    self._close_bridge()
             if self.readers and now - self._last_fence >= FENCE_INTERVAL_S:
                 self._maybe_fence(now)
             if self._near_a_read_head(piece) and not self.on_disk[piece]:
@@ -476,6 +497,7 @@ class Torrent:
         """Every wanted piece is here: flush so later reads can pread."""
         if self.num_pieces == 0:
             return
+        self._close_bridge()
         self._fence()
 
     def _maybe_fence(self, now: float) -> None:
@@ -590,11 +612,10 @@ class Torrent:
         them far to near: libtorrent requests the deadline set last first.
         """
         h = self.handle
-        if not self._deadlines and self._anchor is not None and self.checked:
-            # the first claim after every reader let go: a seek (see ANCHOR_DEADLINE_MS)
-            if self._pipeline_drain_s() > KEEP_PIPELINE_S:
-                self._drop_anchor()
-                self.pipeline_cancels += 1
+        if self._anchors and self._pipeline_drain_s() > KEEP_PIPELINE_S:
+            # a seek on a slow pipeline: let libtorrent cancel (KEEP_PIPELINE_S)
+            self._close_bridge()
+            self.pipeline_cancels += 1
         for piece, ms in deadlines:
             owners = self._deadlines.get(piece)
             if owners is None:
@@ -613,26 +634,53 @@ class Torrent:
                     h.set_piece_deadline(piece, max(0, int(ms)))
                 except RuntimeError:
                     return
-        if self._anchor is None or self._anchor in self._deadlines:
-            self._anchor = None     # a reader's deadline replaced the anchor's
-            self._ensure_anchor()
+        if self._anchors and self._claims_pending():
+            self._close_bridge()    # the reader's pieces hold libtorrent's list now
 
-    # ------------------------------------------------------------ the anchor
-    def _ensure_anchor(self) -> None:
-        """Hold one time-critical piece while the torrent downloads
-        (``ANCHOR_DEADLINE_MS``): the last missing piece of a wanted file that
-        no reader claims."""
-        if not PIPELINE_ANCHOR or self._anchor is not None or self.closed or not self.checked:
-            return
-        piece = self._anchor_candidate()
-        if piece is None:
+    # ------------------------------------------------------------ the bridge
+    def _claims_pending(self) -> bool:
+        """Some reader claims a missing piece: libtorrent's time-critical list
+        is not empty (it drops a piece from it when the piece passes)."""
+        have = self.have
+        return any(not have[p] for p in self._deadlines)
+
+    def _open_bridge(self) -> None:
+        """Set the bridge's pieces (``BRIDGE_PIECES``), while something else
+        still holds the time-critical list, and its grace timer."""
+        if not PIPELINE_ANCHOR or self.closed or not self.checked:
             return
         try:
-            self.handle.set_piece_deadline(piece, ANCHOR_DEADLINE_MS)
-            self.handle.piece_priority(piece, ANCHOR_PRIORITY)
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._anchor = piece
+        while len(self._anchors) < BRIDGE_PIECES:
+            piece = self._anchor_candidate()
+            if piece is None:
+                break
+            try:
+                # later than the other: only the head of the list is requested
+                self.handle.set_piece_deadline(piece, ANCHOR_DEADLINE_MS + 1000 * len(self._anchors))
+            except RuntimeError:
+                break
+            self._anchors.append(piece)
+        if self._anchors and self._bridge_timer is None:
+            self.bridges += 1
+            self._bridge_timer = loop.call_later(BRIDGE_GRACE_S, self._close_bridge)
+
+    def _close_bridge(self) -> None:
+        if self._bridge_timer is not None:
+            self._bridge_timer.cancel()
+            self._bridge_timer = None
+        pieces, self._anchors = self._anchors, []
+        for piece in pieces:
+            if piece in self._deadlines or self.have[piece]:
+                continue        # a reader claimed it since: its deadline stands
+            try:
+                self.handle.reset_piece_deadline(piece)
+                # set_piece_deadline raised it to the top; back to the files' normal
+                self.handle.piece_priority(piece, 4)
+            except RuntimeError:
+                return
 
     def _anchor_candidate(self) -> int | None:
         best = None
@@ -645,43 +693,44 @@ class Torrent:
                 p = self.have.rfind(0, pieces.start, end)
                 if p < 0:
                     break
-                if p not in self._deadlines:
+                if p not in self._deadlines and p not in self._anchors:
                     if best is None or p > best:
                         best = p
                     break
                 end = p
         return best
 
-    def _drop_anchor(self) -> None:
-        piece, self._anchor = self._anchor, None
-        if piece is None:
-            return
-        try:
-            self.handle.reset_piece_deadline(piece)
-            self.handle.piece_priority(piece, 4)
-        except RuntimeError:
-            pass
-
     def _pipeline_drain_s(self) -> float:
-        """How long the blocks already requested from peers take to arrive, at
-        the rate pieces finished lately (inf when none finished)."""
+        """How long the blocks already requested take to arrive: every peer's
+        queue over the download rate (inf with requests and no rate known).
+        The rate is the larger of libtorrent's (averaged over seconds, so it
+        lags a young torrent: at 32 MB/s it was near zero 20 ms after the
+        first byte) and the pieces finished in the last ``RATE_WINDOW_S`` (or
+        since the check, for a younger torrent) over that time. Session 4
+        divided by the time since the oldest of those pieces instead, which a
+        piece just finished made a burst: it kept the pipeline of a 0.6 MB/s
+        peer with 3 MB queued (session 5 trace)."""
         try:
-            queued = sum(p.download_queue_length for p in self.handle.get_peer_info()) * BLOCK_SIZE
+            peers = self.handle.get_peer_info()
         except RuntimeError:
             return 0.0
+        queued = sum(p.download_queue_length for p in peers) * BLOCK_SIZE
         if not queued:
             return 0.0
+        rate = float(sum(p.down_speed for p in peers))
         now = time.monotonic()
-        recent = [t for t in self._recent_finishes if now - t <= RATE_WINDOW_S]
-        if not recent:
-            return float("inf")
-        rate = len(recent) * self.piece_length / max(now - recent[0], 1e-3)
-        return queued / rate
+        span = min(RATE_WINDOW_S, now - self._checked_at)
+        if span > 0:
+            recent = sum(1 for t in self._recent_finishes if now - t <= span)
+            rate = max(rate, recent * self.piece_length / span)
+        return queued / rate if rate > 0 else float("inf")
 
     def release_deadlines(self, owner: object, keep: set[int] | None = None) -> None:
         """Drop ``owner``'s claim on every piece not in ``keep``; pieces no
-        one claims any more lose their deadline."""
+        one claims any more lose their deadline. When that leaves no missing
+        piece claimed, the seek bridge goes up first (``PIPELINE_ANCHOR``)."""
         h = self.handle
+        freed = []
         for piece in [p for p, o in self._deadlines.items() if owner in o]:
             if keep is not None and piece in keep:
                 continue
@@ -690,7 +739,14 @@ class Torrent:
             if owners:
                 continue
             del self._deadlines[piece]
-            if self.have[piece]:
+            if not self.have[piece]:
+                freed.append(piece)
+        if not freed:
+            return
+        if not self._claims_pending():
+            self._open_bridge()     # while the freed pieces still hold the list
+        for piece in freed:
+            if piece in self._anchors:
                 continue
             try:
                 h.reset_piece_deadline(piece)
@@ -800,15 +856,19 @@ class Torrent:
             # checked against the piece's SHA-1 (misses fell back to read_piece)
             "piece_reads": {"read_piece": self.read_piece_requests, "verified_pread": self.verified_reads,
                             "verified_misses": self.verified_misses, "fences": self.fences},
-            # the piece that keeps requests flowing at a seek, and seeks that let libtorrent
-            # cancel them instead (ANCHOR_DEADLINE_MS in tstream_kit/engine/torrent.py)
-            "pipeline": {"anchor_piece": self._anchor, "cancels": self.pipeline_cancels},
+            # the seek bridge (PIPELINE_ANCHOR in tstream_kit/engine/torrent.py): its pieces now,
+            # how often it went up, and seeks that let libtorrent cancel instead
+            "pipeline": {"bridge_pieces": list(self._anchors), "bridges": self.bridges,
+                         "cancels": self.pipeline_cancels},
             **self.status,
         }
 
     def close(self, exc: BaseException) -> None:
         """Fail every waiter: the torrent is going away."""
         self.closed = True
+        if self._bridge_timer is not None:
+            self._bridge_timer.cancel()
+            self._bridge_timer = None
         self._metadata.set()
         self._checked.set()
         for table in (self._have_waiters, self._data_waiters):
