@@ -6,11 +6,13 @@ own data directory under pytest's tmp_path, so nothing is left behind.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import random
+import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -27,6 +29,20 @@ def random_bytes(size: int, seed: int) -> bytes:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+async def wait_until(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
+    """Poll ``cond`` (a function, or one returning a coroutine) until it is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(step)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
-from conftest import PIECE, sha256
+from conftest import PIECE, sha256, wait_until
 from history_support import PG_BASE, TcpProxy, pg_schema, schema_url  # noqa: F401 - fixture
 from test_cache import own_redis  # noqa: F401 - fixture
 from test_resume import _start_server as start_server_process
@@ -53,19 +53,6 @@ async def get_json(url: str, **kw: Any) -> Any:
     r = await fetch(url, **kw)
     assert r.code < 500, (r.code, r.body[:300])
     return json.loads(r.body)
-
-
-async def wait_until(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(step)
 
 
 class Body:

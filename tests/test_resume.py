@@ -2,7 +2,6 @@
 torrent, and serves its bytes from disk with no peer and no new download."""
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -14,16 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PIECE, offline_engine_config, sha256
+from conftest import PIECE, offline_engine_config, sha256, wait_until
 from tstream_kit.engine import Engine, FileReader
-
-
-async def _wait(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_engine_restart_resumes_without_downloading(tmp_path: Path, make_file, make_swarm) -> None:
@@ -40,7 +31,7 @@ async def test_engine_restart_resumes_without_downloading(tmp_path: Path, make_f
         r = FileReader(t, t.file(0), piece_timeout=20)
         assert sha256(await r.read_exact(0, len(data))) == sha256(data)
         r.close()
-        await _wait(lambda: t.status.get("progress") == 1.0, 20, "the download to finish")
+        await wait_until(lambda: t.status.get("progress") == 1.0, 20, "the download to finish")
     finally:
         await eng.stop()          # saves resume data
     assert (data_dir / "resume" / f"{swarm.infohash}.resume").is_file()

@@ -12,21 +12,12 @@ bench/stream_bench.py, not here.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
-from conftest import PIECE
+from conftest import PIECE, wait_until
 from tstream_kit.engine import Engine, FileReader
 from tstream_kit.engine import torrent as torrent_mod
-
-
-async def _wait_for(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def _streaming(engine: Engine, make_file, make_swarm, name: str, size: int, seed: int,
@@ -72,7 +63,7 @@ async def test_the_bridge_spans_the_gap_between_readers_only(
     assert bridge == _last_missing(torrent, torrent_mod.BRIDGE_PIECES)
     assert torrent.summary()["pipeline"]["bridges"] == 1
     # after the grace, with no reader, it goes, and the pieces are back at the files' priority
-    await _wait_for(lambda: not _bridge(torrent), 5, "the grace to end")
+    await wait_until(lambda: not _bridge(torrent), 5, "the grace to end", step=0.02)
     for piece in bridge:
         assert torrent.have[piece] or torrent.handle.piece_priority(piece) == 4
 
@@ -85,7 +76,7 @@ async def test_a_finished_bridge_piece_is_replaced_while_the_other_holds(
     await _first_byte_then_close(torrent, f, data)
     first = _bridge(torrent)[0]
     # only the head of libtorrent's list is requested: the first piece comes, the second waits
-    await _wait_for(lambda: torrent.have[first], 10, "the bridge's first piece")
+    await wait_until(lambda: torrent.have[first], 10, "the bridge's first piece", step=0.02)
     bridge = _bridge(torrent)
     assert first not in bridge and len(bridge) == torrent_mod.BRIDGE_PIECES
     assert torrent.summary()["pipeline"]["bridges"] == 1, "the same bridge, one piece replaced"
@@ -106,7 +97,7 @@ async def test_a_seek_on_a_fast_pipeline_keeps_it(engine: Engine, make_file, mak
         seek.close()
     assert torrent.summary()["pipeline"]["cancels"] == 0
     # once everything is in, there is nothing to bridge
-    await _wait_for(lambda: all(torrent.have), 30, "the whole download")
+    await wait_until(lambda: all(torrent.have), 30, "the whole download", step=0.02)
     assert _bridge(torrent) == []
 
 
