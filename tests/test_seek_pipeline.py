@@ -37,6 +37,12 @@ async def _first_byte_then_close(torrent, f, data: bytes) -> None:
     first.close()
 
 
+@pytest.fixture(autouse=True)
+def bridge_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bridge is off by default (PIPELINE_ANCHOR): these tests keep its mechanism working."""
+    monkeypatch.setattr(torrent_mod, "PIPELINE_ANCHOR", True)
+
+
 def _bridge(torrent) -> list[int]:
     return torrent.summary()["pipeline"]["bridge_pieces"]
 

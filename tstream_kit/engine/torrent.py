@@ -96,7 +96,10 @@ FENCE_LOOKAHEAD = 64
 #: third replaces it. Only the first is requested (libtorrent requests the
 #: head of its list, and the rest only within about a second of their
 #: deadlines), so the bridge costs one piece in flight.
-PIPELINE_ANCHOR = True
+#: OFF by default again: on a clean-clone CI run at 38b0c83 (the 2nd with it
+#: on), tests/test_server.py::test_200_random_ranges_while_downloading_and_after
+#: hung ~200 s and failed (pytest could not even print why); cause not found.
+PIPELINE_ANCHOR = False
 ANCHOR_DEADLINE_MS = 1_000_000_000
 BRIDGE_PIECES = 2
 BRIDGE_GRACE_S = 2.0
