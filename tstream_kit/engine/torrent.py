@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..media import FileEntry, choose_default_file
 from .lt import file_layout, lt
+from .quickack import QuickAck
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reader import FileReader
@@ -111,6 +112,12 @@ BRIDGE_GRACE_S = 2.0
 KEEP_PIPELINE_S = 0.1
 RATE_WINDOW_S = 1.0
 BLOCK_SIZE = 16 * 1024
+#: Force our ACKs to the peers for a moment after a reader's new demand
+#: (tstream_kit/engine/quickack.py: the seeder's Nagle meets our delayed ACK).
+#: "cold": only when no reader's piece was pending, i.e. when libtorrent
+#: cancels and restarts the connections (a first read, a seek after the
+#: previous request closed); "any": at every new deadline; "off".
+QUICKACK_TRIGGER = "cold"
 
 
 class MetadataTimeout(TimeoutError):
@@ -179,6 +186,7 @@ class Torrent:
         #: files whose first and last pieces a reader has asked for (FileReader._fetch_ends)
         self.ends_fetched: set[int] = set()
         self.pipeline_cancels = 0     # seeks at which the bridge stepped aside
+        self.quickack = QuickAck()    # QUICKACK_TRIGGER
         self._wanted_files: set[int] = set()
         self.peer_hints: list[tuple[str, int]] = []   # x.pe peers, to reconnect
         self.part_file_recoveries = 0
@@ -619,11 +627,14 @@ class Torrent:
             # a seek on a slow pipeline: let libtorrent cancel (KEEP_PIPELINE_S)
             self._close_bridge()
             self.pipeline_cancels += 1
+        cold = not self._anchors and not self._claims_pending()
+        new = 0
         for piece, ms in deadlines:
             owners = self._deadlines.get(piece)
             if owners is None:
                 self._deadlines[piece] = {owner}
                 if not self.have[piece]:
+                    new += 1
                     try:
                         h.set_piece_deadline(piece, max(0, int(ms)))
                     except RuntimeError:
@@ -631,14 +642,27 @@ class Torrent:
             else:
                 owners.add(owner)
         for piece, ms in urgent:
-            self._deadlines.setdefault(piece, set()).add(owner)
+            owners = self._deadlines.setdefault(piece, set())
             if not self.have[piece]:
+                new += not owners
                 try:
                     h.set_piece_deadline(piece, max(0, int(ms)))
                 except RuntimeError:
                     return
+            owners.add(owner)
+        if new and (QUICKACK_TRIGGER == "any" or (QUICKACK_TRIGGER == "cold" and cold)):
+            self.quickack.demand(self._busiest_peers())
         if self._anchors and self._claims_pending():
             self._close_bridge()    # the reader's pieces hold libtorrent's list now
+
+    def _busiest_peers(self) -> list[tuple[str, int]]:
+        """Peers' endpoints, those with most requests queued first."""
+        try:
+            peers = self.handle.get_peer_info()
+        except RuntimeError:
+            return []
+        peers = sorted(peers, key=lambda p: (p.download_queue_length, p.down_speed), reverse=True)
+        return [(p.ip[0], p.ip[1]) for p in peers]
 
     # ------------------------------------------------------------ the bridge
     def _claims_pending(self) -> bool:
@@ -862,13 +886,16 @@ class Torrent:
             # the seek bridge (PIPELINE_ANCHOR in tstream_kit/engine/torrent.py): its pieces now,
             # how often it went up, and seeks that let libtorrent cancel instead
             "pipeline": {"bridge_pieces": list(self._anchors), "bridges": self.bridges,
-                         "cancels": self.pipeline_cancels},
+                         "cancels": self.pipeline_cancels,
+                         # forced ACKs after a new demand (QUICKACK_TRIGGER): bursts, setsockopt calls
+                         "quickack_bursts": self.quickack.bursts, "quickacks": self.quickack.acks},
             **self.status,
         }
 
     def close(self, exc: BaseException) -> None:
         """Fail every waiter: the torrent is going away."""
         self.closed = True
+        self.quickack.close()
         if self._bridge_timer is not None:
             self._bridge_timer.cancel()
             self._bridge_timer = None
