@@ -37,6 +37,10 @@ def _delayed(s: socket.socket) -> None:
     assert _quickack(s) == 0
 
 
+def _nodelay(s: socket.socket) -> int:
+    return s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
 def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -64,11 +68,17 @@ async def test_a_demand_forces_acks_on_the_peers_sockets_only_and_lets_them_go(l
         assert [s.getsockname() for s in qa.sockets()] == [server_a.getsockname()]
         assert _quickack(server_a) == 1, "the burst's first ACK is forced at once"
         assert [_quickack(s) for s in (peer_a, peer_b, server_b)] == [0, 0, 0], "other sockets untouched"
+        assert _nodelay(server_a) == 1 and qa.nodelay_set == 1, "Nagle off on the peer's socket"
+        assert [_nodelay(s) for s in (peer_a, peer_b, server_b)] == [0, 0, 0]
         assert _fds() == fds + 1, "one duplicate held during the burst"
         await wait_until(lambda: not qa.active, 5, "the burst to end", step=0.02)
         assert qa.acks >= 2, "forced again during the span, not once"
         assert _fds() == fds, "the duplicate is closed when the burst ends"
         assert server_a.fileno() >= 0 and server_a.send(b"x") == 1, "the original socket still works"
+        assert _nodelay(server_a) == 1, "Nagle stays off after the burst"
+        qa.demand([server_a.getpeername()])
+        assert qa.bursts == 2 and qa.nodelay_set == 1, "switched off once per socket"
+        qa.close()
     finally:
         for s in (peer_a, server_a, peer_b, server_b):
             s.close()
@@ -91,6 +101,19 @@ async def test_a_demand_during_a_burst_extends_it(listener, monkeypatch) -> None
         assert qa.bursts == 2
         qa.close()
         assert not qa.active and qa.sockets() == []
+    finally:
+        client.close()
+        server.close()
+
+
+async def test_nagle_can_be_left_on(listener, monkeypatch) -> None:
+    monkeypatch.setattr(quickack, "SET_NODELAY", False)
+    client, server = _pair(listener)
+    try:
+        qa = quickack.QuickAck()
+        qa.demand([server.getpeername()])
+        assert qa.bursts == 1 and qa.nodelay_set == 0 and _nodelay(server) == 0
+        qa.close()
     finally:
         client.close()
         server.close()
@@ -120,6 +143,13 @@ async def test_a_cold_demand_on_a_torrent_forces_acks_to_its_seeder(
     assert await read == src.read_bytes()[20 * PIECE:20 * PIECE + 10]
     pipeline = torrent.summary()["pipeline"]
     assert pipeline["quickack_bursts"] == 1 and pipeline["quickacks"] >= 1
+    assert pipeline["nodelay_sockets"] == 1
+    socks = quickack.peer_sockets([swarm.peer])
+    try:
+        assert [_nodelay(s) for s in socks] == [1], "libtorrent's socket to the seeder: Nagle off"
+    finally:
+        for s in socks:
+            s.close()
     # the reader advancing sets new deadlines while its claims hold the list: no new burst
     await wait_until(lambda: not torrent.quickack.active, 5, "the burst to end", step=0.02)
     assert torrent.deadline_pieces() - {p for p in range(torrent.num_pieces) if torrent.have[p]}

@@ -1,4 +1,4 @@
-"""Acknowledge peers' data at once for a moment after a new demand (Linux).
+"""Acknowledge peers' data at once after a new demand, and send our requests at once (Linux).
 
 A seeder's reply that is smaller than one TCP segment (a reject, the last
 block of a request burst) waits in its send queue until our ACK of what it
@@ -23,6 +23,20 @@ first byte 14-33 ms against 57-71 ms in the slow runs. Finding the sockets
 costs ~8 us per open fd (2.5 ms with 307 open, 200 of them sockets), once
 per burst.
 
+Our own requests meet the same stall the other way: libtorrent leaves Nagle's
+algorithm on for its outgoing connections too (``TCP_NODELAY`` read back as
+0), so after a seek the requests for its pieces (a small segment) waited in
+our send queue until the seeder's delayed ACK of the requests before them:
+a block trace of a seek on an unlimited seeder showed the seek's requests
+picked 3 ms after its deadlines and sent 44 ms later, nothing in flight
+between. So the first burst on a socket also sets ``TCP_NODELAY``
+(``SET_NODELAY``), which, unlike ``TCP_QUICKACK``, stays. Measured (12 runs
+each way, alternating): 21.6 ms against 29.0 on the 32 MB/s seeder, 18.5
+(14-35) against 35.9 (16-60) unlimited; a single forced ACK with Nagle off
+(no burst) gave 64.8 and 23.5 ms, so both are needed. Cold throughput did
+not drop (1 GB: 401 against 387 MB/s, 3 runs each): libtorrent writes its
+requests in batches anyway.
+
 A duplicate keeps a socket open while it is held, so a burst holds them
 for at most ``SPAN_S`` after its last demand (a demand during a burst
 extends it), and the next burst gathers them afresh. Elsewhere than Linux
@@ -45,6 +59,8 @@ SPAN_S = 0.15
 INTERVAL_S = 0.002
 #: at most this many peer sockets per burst (the ones with most requests queued)
 MAX_SOCKETS = 16
+#: also switch Nagle's algorithm off on those sockets, for our requests (it stays off)
+SET_NODELAY = True
 
 
 def supported() -> bool:
@@ -104,6 +120,7 @@ class QuickAck:
         self._handle: asyncio.TimerHandle | None = None
         self.bursts = 0
         self.acks = 0
+        self.nodelay_set = 0
 
     @property
     def active(self) -> bool:
@@ -127,9 +144,20 @@ class QuickAck:
         self._socks = peer_sockets(list(endpoints)[:MAX_SOCKETS])
         if not self._socks:
             return
+        if SET_NODELAY:
+            self._nodelay()
         self.bursts += 1
         self._until = time.monotonic() + SPAN_S
         self._tick(loop)
+
+    def _nodelay(self) -> None:
+        for s in self._socks:
+            try:
+                if not s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY):
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self.nodelay_set += 1
+            except OSError:
+                pass        # the connection went away
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         self._handle = None

@@ -888,7 +888,8 @@ class Torrent:
             "pipeline": {"bridge_pieces": list(self._anchors), "bridges": self.bridges,
                          "cancels": self.pipeline_cancels,
                          # forced ACKs after a new demand (QUICKACK_TRIGGER): bursts, setsockopt calls
-                         "quickack_bursts": self.quickack.bursts, "quickacks": self.quickack.acks},
+                         "quickack_bursts": self.quickack.bursts, "quickacks": self.quickack.acks,
+                         "nodelay_sockets": self.quickack.nodelay_set},
             **self.status,
         }
 
