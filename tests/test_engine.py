@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PIECE, offline_engine_config, sha256
+from conftest import PIECE, offline_engine_config, sha256, wait_until
 from tstream_kit.engine import Engine, FileReader, MetadataTimeout, ReadTimeout
 from tstream_kit.engine.lt import lt
 from tstream_kit.engine.swarm import LocalSwarm
@@ -307,3 +307,34 @@ async def test_second_file_streams_after_the_first_finished(engine: Engine, make
     assert await read_all(r2) == paths[1].read_bytes()
     r1.close()
     r2.close()
+
+
+async def test_deadline_pieces_keep_top_priority_when_file_priorities_land(
+        engine: Engine, make_file, make_swarm) -> None:
+    """libtorrent applies file priorities asynchronously (a disk job), and then sets every piece
+    of the file to the file's priority: a reader's time-critical pieces, set at 7 by their
+    deadline a moment earlier, dropped to 4 and waited behind pieces requested before them
+    (seen in a 1-in-90 stall of test_server's random ranges: 2 s for a first range)."""
+    paths = [make_file("ep1.mp4", 12 * PIECE, seed=23), make_file("ep2.mp4", 10 * PIECE + 5, seed=24)]
+    swarm = make_swarm(paths, name="prio", upload_rate=300_000)      # still downloading throughout
+    torrent = engine.add_magnet(swarm.magnet)
+    await torrent.wait_metadata(10)
+    await torrent.wait_checked(10)
+    ep2 = torrent.file(1)
+    assert ep2.index not in torrent._wanted_files, "the default file is ep1"
+    asked = torrent.file_priority_requests
+    reader = FileReader(torrent, ep2, piece_timeout=30)     # wants ep2: file_priority(1, 4), async
+    assert torrent.file_priority_requests == asked + 1
+    read = asyncio.ensure_future(reader.read(5 * PIECE, 10))
+    try:
+        await wait_until(lambda: torrent.file_priority_updates >= torrent.file_priority_requests, 10,
+                         "ep2's priority to land", step=0.005)
+        await asyncio.sleep(0.05)
+        claimed = sorted(p for p in torrent.deadline_pieces() if not torrent.have[p])
+        assert claimed, "the read's pieces are still missing"
+        prios = {p: torrent.handle.piece_priority(p) for p in claimed}
+        assert set(prios.values()) == {7}, f"deadline pieces lost their top priority: {prios}"
+        data = await asyncio.wait_for(read, 30)
+        assert data == paths[1].read_bytes()[5 * PIECE:5 * PIECE + 10]
+    finally:
+        reader.close()
