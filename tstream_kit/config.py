@@ -32,6 +32,14 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+#: libtorrent's disk back-ends (``session_params.disk_io_constructor``):
+#: ``auto``: libtorrent's default (pread from 2.1 on, mmap in 2.0);
+#: ``pread``: disk threads and a store buffer;
+#: ``posix``: synchronous pread/pwrite in libtorrent's network thread;
+#: ``mmap``: memory-mapped files (2.0's default). docs/ARCHITECTURE.md decision 6.
+DISK_IO_CHOICES = ("auto", "pread", "posix", "mmap")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The effective configuration. Field name ``x`` reads ``TSTREAM_X``."""
@@ -46,6 +54,9 @@ class Settings:
     lsd: bool = True
     port_mapping: bool = True
     utp: bool = True
+    #: libtorrent's disk back-end: ``auto`` (= ``pread``, disk threads, on 2.1),
+    #: ``posix`` (in its network thread: less memory at high speed, slower), ``mmap``
+    disk_io: str = "auto"
     #: seconds to wait for a magnet's metadata before answering 504
     metadata_timeout: float = 30.0
     #: seconds a stream waits for one piece before it gives up on the peers
@@ -173,6 +184,8 @@ class Settings:
                 out.append(f"TSTREAM_DATABASE_URL: {exc}")
         if self.secret and len(self.secret) < 16:
             out.append("TSTREAM_SECRET must be at least 16 characters")
+        if self.disk_io not in DISK_IO_CHOICES:
+            out.append(f"TSTREAM_DISK_IO={self.disk_io!r}: one of {', '.join(DISK_IO_CHOICES)}")
         if self.metadata_timeout <= 0:
             out.append("TSTREAM_METADATA_TIMEOUT must be > 0 seconds")
         if self.piece_timeout <= 0:

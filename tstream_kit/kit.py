@@ -38,7 +38,7 @@ class Kit:
             data_dir=settings.data_dir,
             listen_interfaces=settings.bt_listen,
             dht=settings.dht, lsd=settings.lsd, port_mapping=settings.port_mapping,
-            utp=settings.utp,
+            utp=settings.utp, disk_io=settings.disk_io,
             shutdown_timeout=settings.shutdown_timeout,   # resume data at stop
             max_torrents=settings.max_torrents,
         ))

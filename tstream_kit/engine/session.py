@@ -26,14 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..config import DISK_IO_CHOICES
 from ..magnets import MagnetError, Magnet, parse_magnet
-from .lt import lt, torrent_info_from_bytes
+from .lt import LT_VERSION, lt, torrent_info_from_bytes
 from .resume import ResumeFiles
 from .torrent import Torrent, infohash_key
 
 log = logging.getLogger("tstream.engine")
 
-__all__ = ["Engine", "EngineConfig", "EngineError", "streaming_settings"]
+__all__ = ["Engine", "EngineConfig", "EngineError", "disk_io_constructor", "resolve_disk_io",
+           "streaming_settings"]
 
 
 class EngineError(RuntimeError):
@@ -73,7 +75,30 @@ class EngineConfig:
     shutdown_timeout: float = 10.0
     #: most torrents at once; adding one more raises TorrentLimitReached (0 = no limit)
     max_torrents: int = 0
+    #: libtorrent's disk back-end (``config.DISK_IO_CHOICES``); see ``disk_io_constructor``
+    disk_io: str = "auto"
     extra_settings: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_disk_io(name: str) -> str:
+    """The back-end ``name`` stands for here: ``auto`` is libtorrent's default,
+    ``pread`` from 2.1 on and ``mmap`` before. ``ValueError`` for a name
+    libtorrent here does not have (``pread`` needs 2.1)."""
+    if name not in DISK_IO_CHOICES:
+        raise ValueError(f"disk_io must be one of {', '.join(DISK_IO_CHOICES)}, not {name!r}")
+    if name == "auto":
+        return "pread" if LT_VERSION >= (2, 1) else "mmap"
+    if name == "pread" and LT_VERSION < (2, 1):
+        raise ValueError(f"disk_io 'pread' needs libtorrent 2.1 or later (found {lt.__version__})")
+    return name
+
+
+def disk_io_constructor(name: str) -> str:
+    """The ``session_params.disk_io_constructor`` value for a back-end name.
+    The binding maps a string it does not know to libtorrent's default without a
+    word, and the attribute reads back "default_disk_io_constructor" whatever was
+    set (it is write-only), so names are checked here (``resolve_disk_io``)."""
+    return f"{resolve_disk_io(name)}_disk_io_constructor"
 
 
 def streaming_settings(cfg: EngineConfig) -> dict[str, Any]:
@@ -137,8 +162,9 @@ def streaming_settings(cfg: EngineConfig) -> dict[str, Any]:
         # hash pieces on two threads: the hash check is on the path from
         # "bytes arrived" to "bytes served".
         "hashing_threads": 2,
-        # write through pwrite, not into a shared mapping: dirty mapped
-        # pages would count in our RSS and grow with the file.
+        # for the mmap back-end only (disk_io="mmap"): write through pwrite,
+        # not into the shared mapping, whose dirty pages would count in our
+        # RSS and grow with the file. pread and posix always pwrite.
         "disk_write_mode": int(lt.mmap_write_mode_t.always_pwrite),
         # received blocks wait here for the disk; libtorrent's default (100
         # MiB) lets a fast download grow our memory with the file. 16 MiB
@@ -234,7 +260,11 @@ class Engine:
             # resume data (deployment): see save_all_resume_data
             "save_resume_data_alert": self._on_save_resume_data,
             "save_resume_data_failed_alert": self._on_save_resume_failed,
+            "session_stats_alert": self._on_session_stats,
         }
+        self._stats_waiters: list[asyncio.Future] = []
+        #: the disk back-end libtorrent runs (``config.disk_io`` resolved at start)
+        self.disk_io = config.disk_io
         self.started_at = time.time()
         self.alerts_seen = 0
         self.trim_seconds = 0.0      # how long the last malloc_trim took
@@ -255,6 +285,11 @@ class Engine:
         self.download_dir.mkdir(parents=True, exist_ok=True)
         params = lt.session_params()
         params.settings = streaming_settings(self.config)
+        try:
+            self.disk_io = resolve_disk_io(self.config.disk_io)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
+        params.disk_io_constructor = disk_io_constructor(self.disk_io)
         self._ses = lt.session(params)
         self._rsock, self._wsock = socket.socketpair()
         self._rsock.setblocking(False)
@@ -534,6 +569,13 @@ class Engine:
             if "partfile_write" in msg and "file too short" in msg and t.recover_part_file():
                 log.warning("%s: part file grown, error cleared, wanted files asked for again", t.infohash)
 
+    def _on_session_stats(self, a: Any) -> None:
+        values = dict(a.values)
+        waiters, self._stats_waiters = self._stats_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(values)
+
     def _on_alerts_dropped(self, a: Any) -> None:
         log.warning("libtorrent dropped alerts: the queue is too small for this load")
 
@@ -654,6 +696,21 @@ class Engine:
         self._trim_task = loop.run_in_executor(None, release_free_memory)
 
     # ----------------------------------------------------------------- stats
+    async def session_counters(self, timeout: float = 5.0) -> dict[str, int]:
+        """libtorrent's session counters (``session_stats_metrics``: ``disk.*``,
+        ``net.*``, ``peer.*``...), by name. ``TimeoutError`` if the answer does
+        not come within ``timeout``."""
+        if self._ses is None:
+            raise EngineError("the engine is not running")
+        fut = asyncio.get_running_loop().create_future()
+        self._stats_waiters.append(fut)
+        self._ses.post_session_stats()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            if fut in self._stats_waiters:
+                self._stats_waiters.remove(fut)
+
     def stats(self) -> dict[str, Any]:
         torrents = self.torrents()
         return {
@@ -665,6 +722,7 @@ class Engine:
             "upload_rate": sum(t.status.get("upload_rate", 0) for t in torrents),
             "peers": sum(t.status.get("num_peers", 0) for t in torrents),
             "listen_port": self.listen_port if self._ses is not None else None,
+            "disk_io": self.disk_io,
             "uptime_s": round(time.time() - self.started_at, 1),
         }
 

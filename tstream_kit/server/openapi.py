@@ -14,6 +14,7 @@ import copy
 from typing import Any
 
 from .. import __version__
+from ..config import DISK_IO_CHOICES
 
 __all__ = ["build_openapi", "OpenApiHandler", "ALIASES"]
 
@@ -68,6 +69,7 @@ SCHEMAS: dict[str, Any] = {
     "Pieces": _obj({"infohash": HASH, "pieces": S, "readers": A}),
     "Health": _obj({"status": {"type": "string", "enum": ["ok", "stopped"]}, "torrents": I, "streams": I,
                     "download_rate": N, "upload_rate": N, "peers": I, "listen_port": _n(I), "uptime_s": N,
+                    "disk_io": {"type": "string", "enum": list(DISK_IO_CHOICES)},
                     "history": {}, "cache": {}, "redis": S, "search": O}, {"handles": I}),
     "Search": SEARCH,
     "Session": _obj({"session_id": S, "token": S}, {"fresh": B, "source": _n(S), "header": S}),
