@@ -32,7 +32,7 @@ __all__ = ["FileReader", "ReaderClosed", "ReadTimeout"]
 
 #: seconds of video to keep scheduled ahead of the read head; it doubles
 #: while the reader keeps up (see _schedule for why it starts this short)
-READAHEAD_SECONDS = 0.1
+READAHEAD_SECONDS = 0.5
 #: the window never has fewer pieces than this (tiny or unknown bitrates)
 MIN_WINDOW_PIECES = 4
 #: ... nor more bytes than this (memory is not the limit, libtorrent's
@@ -267,13 +267,15 @@ class FileReader:
         # medians of 5): 4 s of window 130-150 ms on an unlimited loopback
         # peer and 0.5 s at 32 MB/s; 0.5 s of window 16 ms and 53 ms.
         # Session 8, 0.5 s against 0.1 s (40 Mbit/s file: 10 pieces against
-        # the 4-piece minimum), 4 rounds alternating, 16 runs each: 23.6
-        # against 17.0 ms at 32 MB/s, 21.3 against 15.0 ms unlimited, lower
-        # in every round; cold throughput unchanged (3 rounds: 144 MB 253
-        # against 271, 1 GB 331 against 350 MB/s). A new reader with the
-        # short window only until it had read it (the previous readers'
-        # windows as before) gained nothing (24.3 / 22.3 ms). So the window
-        # starts at a tenth of a second of video (at least 4 pieces)
+        # the 4-piece minimum), 4 rounds alternating, 16 runs each: the 1 MiB
+        # seek 23.6 against 17.0 ms at 32 MB/s, 21.3 against 15.0 ms
+        # unlimited, cold throughput unchanged; but in headless Chromium
+        # (2 rounds, 6 runs each) first frame 299 against 346 ms and seek to
+        # 80 % 434 against 501 ms: after a seek every piece waits, so the
+        # window never grows, and a player needs megabytes, not one. What a
+        # viewer sees wins: half a second stays. (A new reader with the short
+        # window only until it had read it: 24.3 / 22.3 ms, no gain.) So
+        # the window starts at half a second of video (at least 4 pieces)
         # and doubles only while the reader keeps up, when what it covers
         # is mostly downloaded already; the CRITICAL_PIECES under the head
         # are moved up each time it advances; sequential picking fetches
